@@ -1,0 +1,198 @@
+//! One evaluation, from the waPC payload to the `ValidationResponse`: filter the request,
+//! resolve → plan → mutate, and explain the outcome. Plain Rust, run on the host in tests.
+
+use crate::lookup::{Lookup, OwnerReference};
+use crate::mutate;
+use crate::plan::{self, ProviderPlan};
+use crate::resolve::{self, Denial, PodContext};
+use crate::settings::Settings;
+use crate::warnings::Warnings;
+use kubewarden_policy_sdk::response::ValidationResponse;
+use kubewarden_policy_sdk::settings::SettingsValidationResponse;
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+
+/// The parts of the waPC `validate` payload the policy reads. The SDK's full request type
+/// refuses payloads such as `"options": null`; this view only needs what it uses.
+#[derive(Deserialize)]
+struct Payload {
+    #[serde(default)]
+    request: AdmissionRequest,
+    #[serde(default)]
+    settings: Value,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct AdmissionRequest {
+    pub kind: GroupVersionKind,
+    pub operation: String,
+    pub namespace: String,
+    pub object: Value,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct GroupVersionKind {
+    pub group: String,
+    pub kind: String,
+}
+
+/// The `validate` export: never fails, every problem becomes a response.
+pub fn evaluate(payload: &[u8], lookup: &mut dyn Lookup) -> ValidationResponse {
+    let payload: Payload = match serde_json::from_slice(payload) {
+        Ok(payload) => payload,
+        Err(e) => {
+            return reject(
+                Denial {
+                    message: format!("cwii: cannot read the admission request: {e}"),
+                    code: 400,
+                },
+                Warnings::default(),
+            )
+        }
+    };
+    match Settings::from_value(payload.settings) {
+        Ok(settings) => evaluate_request(&payload.request, &settings, lookup),
+        Err(message) => reject(Denial { message, code: 500 }, Warnings::default()),
+    }
+}
+
+/// The `validate_settings` export.
+pub fn validate_settings(payload: &[u8]) -> SettingsValidationResponse {
+    match Settings::from_slice(payload) {
+        Ok(_) => SettingsValidationResponse {
+            valid: true,
+            message: None,
+        },
+        Err(message) => SettingsValidationResponse {
+            valid: false,
+            message: Some(message),
+        },
+    }
+}
+
+pub fn evaluate_request(
+    request: &AdmissionRequest,
+    settings: &Settings,
+    lookup: &mut dyn Lookup,
+) -> ValidationResponse {
+    // Only Pod CREATE is the policy's business; everything else passes untouched.
+    if request.kind.kind != "Pod" || !request.kind.group.is_empty() || request.operation != "CREATE"
+    {
+        return accept(None, Warnings::default(), BTreeMap::new());
+    }
+    let pod = &request.object;
+    if !pod.is_object() {
+        return reject(
+            Denial {
+                message: "cwii: the request object is not a Pod object".into(),
+                code: 400,
+            },
+            Warnings::default(),
+        );
+    }
+    let mut warnings = Warnings::default();
+    let context = pod_context(pod, &request.namespace);
+    let enabled = match resolve::resolve(&context, settings, lookup, &mut warnings) {
+        Ok(enabled) => enabled,
+        Err(denial) => return reject(denial, warnings),
+    };
+    let plans: Vec<ProviderPlan> = enabled
+        .iter()
+        .filter_map(|e| plan::build_plan(e.provider, &e.keys, settings, &mut warnings))
+        .collect();
+    if plans.is_empty() {
+        return accept(None, warnings, BTreeMap::new());
+    }
+    let mut mutated = pod.clone();
+    if let Err(denial) = mutate::apply(&mut mutated, &plans, &mut warnings) {
+        return reject(denial, warnings);
+    }
+    let audit = plans
+        .iter()
+        .map(|p| (format!("cwii-{}-sources", p.provider), plan::audit_value(p)))
+        .collect();
+    let changed = mutated != *pod;
+    accept(changed.then_some(mutated), warnings, audit)
+}
+
+/// What the resolver needs, read leniently from the untyped pod.
+pub fn pod_context(pod: &Value, request_namespace: &str) -> PodContext {
+    let metadata = pod.get("metadata");
+    let namespace = [
+        request_namespace,
+        metadata
+            .and_then(|m| m.get("namespace"))
+            .and_then(Value::as_str)
+            .unwrap_or(""),
+    ]
+    .into_iter()
+    .find(|ns| !ns.is_empty())
+    .unwrap_or("default")
+    .to_string();
+    let annotations = metadata
+        .and_then(|m| m.get("annotations"))
+        .and_then(Value::as_object)
+        .map(|a| {
+            a.iter()
+                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+                .collect()
+        })
+        .unwrap_or_default();
+    let owner_references = metadata
+        .and_then(|m| m.get("ownerReferences"))
+        .and_then(Value::as_array)
+        .map(|refs| {
+            refs.iter()
+                .filter_map(|r| OwnerReference::deserialize(r).ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    let service_account = pod
+        .get("spec")
+        .and_then(|s| s.get("serviceAccountName"))
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .unwrap_or("default")
+        .to_string();
+    PodContext {
+        namespace,
+        annotations,
+        owner_references,
+        service_account,
+    }
+}
+
+fn finish_warnings(warnings: Warnings) -> Option<Vec<String>> {
+    (!warnings.is_empty()).then(|| warnings.finish())
+}
+
+fn accept(
+    mutated_object: Option<Value>,
+    warnings: Warnings,
+    audit: BTreeMap<String, String>,
+) -> ValidationResponse {
+    ValidationResponse {
+        accepted: true,
+        message: None,
+        code: None,
+        mutated_object,
+        audit_annotations: (!audit.is_empty())
+            .then(|| audit.into_iter().collect::<HashMap<_, _>>()),
+        warnings: finish_warnings(warnings),
+    }
+}
+
+fn reject(denial: Denial, warnings: Warnings) -> ValidationResponse {
+    ValidationResponse {
+        accepted: false,
+        message: Some(denial.message),
+        code: Some(denial.code),
+        mutated_object: None,
+        audit_annotations: None,
+        warnings: finish_warnings(warnings),
+    }
+}

@@ -1,0 +1,329 @@
+//! Applying plans to the pod as untyped JSON (SPEC §5). Only the paths the policy owns are
+//! touched; everything else — including fields no compiled Kubernetes type knows — is left
+//! exactly as it came. Earlier injection is recognised by content, so a second run on the
+//! output finds nothing to do.
+
+use crate::keys::INJECTED_MARKER;
+use crate::plan::ProviderPlan;
+use crate::providers;
+use crate::resolve::Denial;
+use crate::warnings::Warnings;
+use serde_json::{json, Map, Value};
+use std::collections::BTreeSet;
+
+/// Names starting with this belong to the policy (volumes and init containers).
+pub const RESERVED_PREFIX: &str = "cwii-";
+
+fn malformed(message: String) -> Denial {
+    Denial {
+        message: format!("cwii: cannot inject into a malformed pod: {message}"),
+        code: 400,
+    }
+}
+
+fn name_of(item: &Value) -> &str {
+    item.get("name").and_then(Value::as_str).unwrap_or("")
+}
+
+/// Checks the shape of everything the mutation will walk, so that it never meets a
+/// surprise half-way.
+fn check_shape(pod: &Value) -> Result<(), Denial> {
+    let Some(spec) = pod.get("spec").and_then(Value::as_object) else {
+        return Err(malformed("the pod has no spec object".into()));
+    };
+    match spec.get("containers") {
+        Some(Value::Array(_)) => {}
+        _ => return Err(malformed("spec.containers must be an array".into())),
+    }
+    for field in ["initContainers", "volumes"] {
+        match spec.get(field) {
+            None | Some(Value::Null) | Some(Value::Array(_)) => {}
+            Some(_) => return Err(malformed(format!("spec.{field} must be an array"))),
+        }
+    }
+    for field in ["containers", "initContainers"] {
+        for (index, container) in spec
+            .get(field)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            let Some(container) = container.as_object() else {
+                return Err(malformed(format!("spec.{field}[{index}] is not an object")));
+            };
+            for list in ["env", "volumeMounts"] {
+                match container.get(list) {
+                    None | Some(Value::Null) | Some(Value::Array(_)) => {}
+                    Some(_) => {
+                        return Err(malformed(format!(
+                            "spec.{field}[{index}].{list} must be an array"
+                        )))
+                    }
+                }
+            }
+        }
+    }
+    match pod.get("metadata") {
+        None | Some(Value::Object(_)) => {}
+        Some(_) => return Err(malformed("metadata must be an object".into())),
+    }
+    match pod.get("metadata").and_then(|m| m.get("annotations")) {
+        None | Some(Value::Null) | Some(Value::Object(_)) => Ok(()),
+        Some(_) => Err(malformed("metadata.annotations must be an object".into())),
+    }
+}
+
+/// `/a/b/` and `/a/b` are the same mount point for the kubelet.
+fn same_path(a: &str, b: &str) -> bool {
+    a.trim_end_matches('/') == b.trim_end_matches('/')
+}
+
+/// The containers that receive mounts and env: all app containers, and init containers
+/// except the policy's own.
+fn is_target(list: &str, container: &Value) -> bool {
+    list == "containers" || !name_of(container).starts_with(RESERVED_PREFIX)
+}
+
+/// Applies every plan to the pod. Returns a denial (and leaves the decision to the caller)
+/// when a container already mounts something else at a provider's path.
+pub fn apply(
+    pod: &mut Value,
+    plans: &[ProviderPlan],
+    warnings: &mut Warnings,
+) -> Result<(), Denial> {
+    check_shape(pod)?;
+    check_mount_clashes(pod, plans)?;
+    let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else {
+        return Err(malformed("the pod has no spec object".into()));
+    };
+    upsert_volumes(spec, plans, warnings);
+    place_init_containers(spec, plans, warnings);
+    for list in ["containers", "initContainers"] {
+        let Some(containers) = spec.get_mut(list).and_then(Value::as_array_mut) else {
+            continue;
+        };
+        for container in containers.iter_mut().filter(|c| is_target(list, c)) {
+            for plan in plans {
+                if plan.skip_containers.iter().any(|s| s == name_of(container)) {
+                    continue;
+                }
+                inject_container(container, plan, warnings);
+            }
+        }
+    }
+    annotate(pod, plans);
+    Ok(())
+}
+
+fn check_mount_clashes(pod: &Value, plans: &[ProviderPlan]) -> Result<(), Denial> {
+    for list in ["containers", "initContainers"] {
+        let containers = pod
+            .get("spec")
+            .and_then(|s| s.get(list))
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|c| is_target(list, c));
+        for container in containers {
+            let name = name_of(container);
+            let mounts = container
+                .get("volumeMounts")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten();
+            for existing in mounts {
+                let path = existing
+                    .get("mountPath")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                let volume = name_of(existing);
+                for plan in plans
+                    .iter()
+                    .filter(|p| !p.skip_containers.iter().any(|s| s == name))
+                {
+                    if let Some(wanted) = plan
+                        .mounts
+                        .iter()
+                        .find(|m| same_path(&m.path, path) && m.volume != volume)
+                    {
+                        return Err(Denial {
+                            message: format!(
+                                "cwii: container '{name}' already mounts volume '{volume}' at {}, where {} needs its token; \
+                                 remove that mount or list the container in cwii.dev/{}-skip-containers",
+                                wanted.path, plan.provider, plan.provider
+                            ),
+                            code: 400,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The array at `field`, created when absent (or `null`: check_shape refused other types).
+fn array_field<'a>(object: &'a mut Map<String, Value>, field: &str) -> Option<&'a mut Vec<Value>> {
+    let slot = object.entry(field.to_string()).or_insert(Value::Null);
+    if !slot.is_array() {
+        *slot = Value::Array(Vec::new());
+    }
+    slot.as_array_mut()
+}
+
+fn upsert_volumes(spec: &mut Map<String, Value>, plans: &[ProviderPlan], warnings: &mut Warnings) {
+    let Some(volumes) = array_field(spec, "volumes") else {
+        return;
+    };
+    for desired in plans.iter().flat_map(|p| &p.volumes) {
+        let name = name_of(desired).to_string();
+        let mut seen = false;
+        let mut replaced = false;
+        volumes.retain_mut(|existing| {
+            if name_of(existing) != name {
+                return true;
+            }
+            if seen {
+                // A second volume of a reserved name can only be a leftover: drop it.
+                replaced = true;
+                return false;
+            }
+            seen = true;
+            if existing != desired {
+                *existing = desired.clone();
+                replaced = true;
+            }
+            true
+        });
+        if !seen {
+            volumes.push(desired.clone());
+        }
+        if replaced {
+            warnings.push(format!(
+                "cwii: replaced pod volume '{name}': the name is reserved for the policy"
+            ));
+        }
+    }
+}
+
+fn place_init_containers(
+    spec: &mut Map<String, Value>,
+    plans: &[ProviderPlan],
+    warnings: &mut Warnings,
+) {
+    let leading: Vec<&Value> = plans
+        .iter()
+        .flat_map(|p| &p.leading_init_containers)
+        .collect();
+    let verify: Vec<&Value> = plans
+        .iter()
+        .filter_map(|p| p.verify_container.as_ref())
+        .collect();
+    if leading.is_empty() && verify.is_empty() {
+        return;
+    }
+    let owned: BTreeSet<&str> = leading.iter().chain(&verify).map(|c| name_of(c)).collect();
+    let existing = array_field(spec, "initContainers")
+        .map(std::mem::take)
+        .unwrap_or_default();
+    let (previous, kept): (Vec<Value>, Vec<Value>) = existing
+        .into_iter()
+        .partition(|c| owned.contains(name_of(c)));
+    for desired in leading.iter().chain(&verify) {
+        let name = name_of(desired);
+        let earlier: Vec<&Value> = previous.iter().filter(|c| name_of(c) == name).collect();
+        if earlier.len() > 1 || earlier.first().is_some_and(|c| *c != *desired) {
+            warnings.push(format!(
+                "cwii: replaced init container '{name}': the name is reserved for the policy"
+            ));
+        }
+    }
+    let placed: Vec<Value> = leading
+        .into_iter()
+        .cloned()
+        .chain(kept)
+        .chain(verify.into_iter().cloned())
+        .collect();
+    spec.insert("initContainers".into(), Value::Array(placed));
+}
+
+fn inject_container(container: &mut Value, plan: &ProviderPlan, warnings: &mut Warnings) {
+    let container_name = name_of(container).to_string();
+    let Some(object) = container.as_object_mut() else {
+        return;
+    };
+    let Some(mounts) = array_field(object, "volumeMounts") else {
+        return;
+    };
+    for mount in &plan.mounts {
+        let desired = mount.to_json();
+        let at_path = mounts.iter_mut().find(|m| {
+            same_path(
+                m.get("mountPath").and_then(Value::as_str).unwrap_or(""),
+                &mount.path,
+            )
+        });
+        match at_path {
+            // check_mount_clashes made sure it mounts our volume; make it exactly ours.
+            Some(existing) => {
+                if *existing != desired {
+                    *existing = desired;
+                }
+            }
+            None => mounts.push(desired),
+        }
+    }
+    let Some(env) = array_field(object, "env") else {
+        return;
+    };
+    for (name, value) in &plan.env {
+        let desired = json!({"name": name, "value": value});
+        match env.iter().find(|e| name_of(e) == name) {
+            Some(existing) if *existing == desired => {}
+            Some(_) => warnings.push(format!(
+                "cwii: container '{container_name}' keeps its own {name}; {} did not set it",
+                plan.provider
+            )),
+            None => env.push(desired),
+        }
+    }
+}
+
+fn annotate(pod: &mut Value, plans: &[ProviderPlan]) {
+    let Some(metadata) = pod.as_object_mut().map(|p| {
+        p.entry("metadata")
+            .or_insert_with(|| Value::Object(Map::new()))
+    }) else {
+        return;
+    };
+    let Some(metadata) = metadata.as_object_mut() else {
+        return;
+    };
+    let annotations = metadata
+        .entry("annotations")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if annotations.is_null() {
+        *annotations = Value::Object(Map::new());
+    }
+    let Some(annotations) = annotations.as_object_mut() else {
+        return;
+    };
+    // The earlier marker is untrusted input: only provider names survive the merge.
+    let known = providers::names();
+    let mut injected: BTreeSet<String> = annotations
+        .get(INJECTED_MARKER)
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|p| known.contains(p))
+        .map(str::to_string)
+        .collect();
+    injected.extend(plans.iter().map(|p| p.provider.to_string()));
+    let marker = injected.into_iter().collect::<Vec<_>>().join(",");
+    annotations.insert(INJECTED_MARKER.into(), Value::String(marker));
+    for (key, value) in plans.iter().flat_map(|p| &p.annotations) {
+        annotations.insert(key.clone(), Value::String(value.clone()));
+    }
+}

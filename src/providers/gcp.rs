@@ -1,0 +1,154 @@
+//! GCP (workload identity federation, optionally impersonating a service account).
+
+use super::{ExtraSetting, Provider};
+use crate::keys::{self, KeyDef, KeyKind, KeyValue, NativeKey};
+use crate::plan::{Mount, PlanContext, ProviderPlan};
+use crate::resolve::ResolvedKeys;
+use crate::settings::check_image_reference;
+use serde_json::json;
+
+pub struct Gcp;
+
+const SERVICE_ACCOUNT: &str = "service-account";
+const DELIVERY: &str = "delivery";
+const DOWNWARD_API: &str = "downward-api";
+const INIT_CONTAINER: &str = "init-container";
+/// cwii's third mode; a policy cannot write ConfigMaps, and the file path is the same.
+const CONFIG_MAP: &str = "config-map";
+const DELIVERY_MODES: &[&str] = &[DOWNWARD_API, INIT_CONTAINER, CONFIG_MAP];
+
+/// Pod annotation holding credentials.json in downward-api mode.
+pub const CREDENTIALS_ANNOTATION: &str = "cwii.dev/gcp-credentials";
+const CREDS_VOLUME: &str = "cwii-gcp-creds";
+const WRITER: &str = "cwii-gcp-creds-writer";
+
+const KEYS: &[KeyDef] = &[
+    KeyDef::new(SERVICE_ACCOUNT, KeyKind::Text),
+    KeyDef::new(DELIVERY, KeyKind::Choice(DELIVERY_MODES)),
+];
+
+impl Provider for Gcp {
+    fn name(&self) -> &'static str {
+        "gcp"
+    }
+    fn keys(&self) -> &'static [KeyDef] {
+        KEYS
+    }
+    fn native_keys(&self) -> &'static [NativeKey] {
+        &[NativeKey {
+            key: "iam.gke.io/gcp-service-account",
+            suffix: SERVICE_ACCOUNT,
+        }]
+    }
+    fn built_in_audience(&self) -> Option<&'static str> {
+        None
+    }
+    fn default_verify_image(&self) -> &'static str {
+        "google/cloud-sdk:572.0.0-slim"
+    }
+    fn verify_check(&self) -> &'static str {
+        "gcloud auth application-default print-access-token"
+    }
+    fn extra_settings(&self) -> &'static [ExtraSetting] {
+        &[
+            ExtraSetting {
+                name: "delivery",
+                default: DOWNWARD_API,
+                check: check_delivery,
+            },
+            ExtraSetting {
+                name: "initImage",
+                default: "busybox:1.38.0",
+                check: check_image_reference,
+            },
+        ]
+    }
+    fn specialise(
+        &self,
+        keys: &ResolvedKeys,
+        ctx: &PlanContext<'_>,
+        plan: &mut ProviderPlan,
+    ) -> Result<(), String> {
+        let creds_dir = ctx.path("gcp-creds");
+        let creds_file = format!("{creds_dir}/credentials.json");
+        let credentials =
+            credentials_json(ctx.audience, &ctx.token_file(), keys.text(SERVICE_ACCOUNT));
+
+        let delivery = match keys.text(DELIVERY) {
+            Some(mode) => mode,
+            None => ctx.extra_setting("delivery"),
+        };
+        if delivery == INIT_CONTAINER {
+            plan.volumes
+                .push(json!({"name": CREDS_VOLUME, "emptyDir": {}}));
+            // The path comes from validated settings (a safe character set); the JSON, which
+            // holds annotation values, reaches the shell only as an env value.
+            let script = format!("printf '%s' \"$CWII_GCP_CREDS_JSON\" > '{creds_file}'");
+            let writer = ctx.injected_container(
+                WRITER,
+                ctx.extra_setting("initImage"),
+                &script,
+                &[("CWII_GCP_CREDS_JSON".to_string(), credentials)],
+                &[Mount {
+                    volume: CREDS_VOLUME.into(),
+                    path: creds_dir.clone(),
+                    read_only: false,
+                }],
+            );
+            plan.leading_init_containers.push(writer);
+        } else {
+            if delivery == CONFIG_MAP {
+                plan.notes.push(
+                    "cwii: gcp delivery config-map is served as downward-api (a policy cannot write ConfigMaps; the file path is the same)".into(),
+                );
+            }
+            plan.volumes.push(json!({"name": CREDS_VOLUME, "downwardAPI": {"items": [{
+                "path": "credentials.json",
+                "fieldRef": {"fieldPath": format!("metadata.annotations['{CREDENTIALS_ANNOTATION}']")}
+            }]}}));
+            plan.annotations
+                .push((CREDENTIALS_ANNOTATION.to_string(), credentials));
+        }
+        plan.mounts.push(Mount {
+            volume: CREDS_VOLUME.into(),
+            path: creds_dir,
+            read_only: true,
+        });
+        plan.env
+            .push(("GOOGLE_APPLICATION_CREDENTIALS".into(), creds_file));
+        Ok(())
+    }
+}
+
+/// The external-account credentials file, built by the JSON serializer so that no
+/// annotation value can change its structure.
+pub fn credentials_json(audience: &str, token_file: &str, service_account: Option<&str>) -> String {
+    let mut creds = json!({
+        "type": "external_account",
+        "audience": audience,
+        "subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
+        "token_url": "https://sts.googleapis.com/v1/token",
+        "token_info_url": "https://sts.googleapis.com/v1/introspect",
+        "credential_source": {"file": token_file},
+    });
+    if let (Some(gsa), Some(map)) = (service_account, creds.as_object_mut()) {
+        map.insert(
+            "service_account_impersonation_url".into(),
+            json!(format!(
+                "https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/{gsa}:generateAccessToken"
+            )),
+        );
+    }
+    creds.to_string()
+}
+
+fn check_delivery(mode: &str) -> Result<(), String> {
+    match keys::parse_value(KeyKind::Choice(DELIVERY_MODES), mode) {
+        Some(KeyValue::Text(m)) if m == mode => Ok(()),
+        _ => Err(format!(
+            "unknown delivery mode {} (expected {})",
+            keys::quote_for_message(mode),
+            DELIVERY_MODES.join(", ")
+        )),
+    }
+}

@@ -1,0 +1,866 @@
+//! Scenario tests of one whole evaluation (resolve → plan → mutate) against an in-memory
+//! cluster. They run on the host and, compiled to wasm32-wasip1, inside wasmtime.
+
+use crate::admission::{evaluate, evaluate_request, AdmissionRequest, GroupVersionKind};
+use crate::lookup::InMemoryLookup;
+use crate::settings::Settings;
+use kubewarden_policy_sdk::response::ValidationResponse;
+use serde_json::{json, Value};
+
+const AZ_OK: &[(&str, &str)] = &[
+    ("cwii.dev/az-inject", "true"),
+    (
+        "cwii.dev/az-client-id",
+        "11111111-1111-1111-1111-111111111111",
+    ),
+    (
+        "cwii.dev/az-tenant-id",
+        "22222222-2222-2222-2222-222222222222",
+    ),
+];
+
+fn annotations(pairs: &[(&str, &str)]) -> Value {
+    Value::Object(
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
+            .collect(),
+    )
+}
+
+fn pod(pairs: &[(&str, &str)]) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "app", "namespace": "apps", "annotations": annotations(pairs)},
+        "spec": {"containers": [{"name": "app", "image": "nginx:1.27"}]}
+    })
+}
+
+fn settings(value: Value) -> Settings {
+    Settings::from_value(value).unwrap()
+}
+
+fn run_with(pod: &Value, settings_json: Value, lookup: &mut InMemoryLookup) -> ValidationResponse {
+    let request = AdmissionRequest {
+        kind: GroupVersionKind {
+            group: String::new(),
+            kind: "Pod".into(),
+        },
+        operation: "CREATE".into(),
+        namespace: "apps".into(),
+        object: pod.clone(),
+    };
+    evaluate_request(&request, &settings(settings_json), lookup)
+}
+
+fn run(pod: &Value) -> (ValidationResponse, InMemoryLookup) {
+    let mut lookup = InMemoryLookup::new();
+    let response = run_with(pod, json!({}), &mut lookup);
+    (response, lookup)
+}
+
+fn mutated(response: &ValidationResponse) -> &Value {
+    assert!(response.accepted, "rejected: {:?}", response.message);
+    response
+        .mutated_object
+        .as_ref()
+        .expect("expected a mutation")
+}
+
+fn warnings(response: &ValidationResponse) -> Vec<String> {
+    response.warnings.clone().unwrap_or_default()
+}
+
+fn env_of(container: &Value) -> Vec<(String, Value)> {
+    container["env"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|e| {
+            (
+                e["name"].as_str().unwrap_or("").to_string(),
+                e.get("value").cloned().unwrap_or(Value::Null),
+            )
+        })
+        .collect()
+}
+
+fn env_value(container: &Value, name: &str) -> Option<String> {
+    env_of(container)
+        .into_iter()
+        .find(|(n, _)| n == name)
+        .and_then(|(_, v)| v.as_str().map(str::to_string))
+}
+
+fn volume<'a>(pod: &'a Value, name: &str) -> Option<&'a Value> {
+    pod["spec"]["volumes"]
+        .as_array()?
+        .iter()
+        .find(|v| v["name"] == name)
+}
+
+/// Runs the policy on its own output: must be a no-op.
+fn assert_idempotent(output: &Value, settings_json: Value, lookup: &InMemoryLookup) {
+    let mut lookup = lookup.clone();
+    let again = run_with(output, settings_json, &mut lookup);
+    assert!(again.accepted, "{:?}", again.message);
+    assert!(
+        again.mutated_object.is_none(),
+        "second run mutated: {:?}",
+        again.mutated_object
+    );
+}
+
+// ---------------------------------------------------------------- azure injection
+
+#[test]
+fn azure_pod_gets_volume_mount_env_and_marker() {
+    let input = pod(AZ_OK);
+    let (response, lookup) = run(&input);
+    let out = mutated(&response);
+    assert_eq!(
+        volume(out, "cwii-az-token"),
+        Some(
+            &json!({"name": "cwii-az-token", "projected": {"sources": [{"serviceAccountToken": {
+            "path": "token", "audience": "api://AzureADTokenExchange", "expirationSeconds": 3600}}]}})
+        )
+    );
+    let app = &out["spec"]["containers"][0];
+    assert_eq!(
+        app["volumeMounts"],
+        json!([{"name": "cwii-az-token", "mountPath": "/var/run/secrets/cwii.dev/az", "readOnly": true}])
+    );
+    assert_eq!(
+        env_of(app),
+        vec![
+            (
+                "AZURE_CLIENT_ID".into(),
+                json!("11111111-1111-1111-1111-111111111111")
+            ),
+            (
+                "AZURE_TENANT_ID".into(),
+                json!("22222222-2222-2222-2222-222222222222")
+            ),
+            (
+                "AZURE_FEDERATED_TOKEN_FILE".into(),
+                json!("/var/run/secrets/cwii.dev/az/token")
+            ),
+        ]
+    );
+    assert_eq!(out["metadata"]["annotations"]["cwii.dev/injected"], "az");
+    assert_eq!(
+        response.audit_annotations.as_ref().unwrap()["cwii-az-sources"],
+        "client-id=pod inject=pod tenant-id=pod audience=settings token-expiration=settings"
+    );
+    // Pod-level keys covered az only partially: SA and namespace were still read.
+    assert_eq!(
+        lookup.call_log(),
+        vec!["ServiceAccount apps/default", "Namespace apps"]
+    );
+    assert_idempotent(out, json!({}), &lookup);
+}
+
+#[test]
+fn authority_host_and_audience_and_expiration_from_keys() {
+    let mut keys = AZ_OK.to_vec();
+    keys.extend([
+        (
+            "cwii.dev/az-authority-host",
+            "https://login.microsoftonline.us/",
+        ),
+        ("cwii.dev/az-audience", "api://custom"),
+        ("cwii.dev/az-token-expiration", "7200"),
+    ]);
+    let (response, _) = run(&pod(&keys));
+    let out = mutated(&response);
+    let token =
+        &volume(out, "cwii-az-token").unwrap()["projected"]["sources"][0]["serviceAccountToken"];
+    assert_eq!(token["audience"], "api://custom");
+    assert_eq!(token["expirationSeconds"], 7200);
+    assert_eq!(
+        env_value(&out["spec"]["containers"][0], "AZURE_AUTHORITY_HOST").as_deref(),
+        Some("https://login.microsoftonline.us/")
+    );
+}
+
+#[test]
+fn short_expiration_is_raised_with_a_warning() {
+    let mut keys = AZ_OK.to_vec();
+    keys.push(("cwii.dev/az-token-expiration", "60"));
+    let (response, _) = run(&pod(&keys));
+    let out = mutated(&response);
+    assert_eq!(
+        volume(out, "cwii-az-token").unwrap()["projected"]["sources"][0]["serviceAccountToken"]
+            ["expirationSeconds"],
+        600
+    );
+    assert!(warnings(&response)
+        .iter()
+        .any(|w| w.contains("raised to the minimum of 600")));
+}
+
+#[test]
+fn missing_required_key_skips_with_a_warning() {
+    let (response, _) = run(&pod(&[
+        ("cwii.dev/az-inject", "true"),
+        ("cwii.dev/az-client-id", "c"),
+    ]));
+    assert!(response.accepted);
+    assert!(response.mutated_object.is_none());
+    assert_eq!(
+        warnings(&response),
+        vec![
+            "cwii: ServiceAccount apps/default not found; its annotations are not read",
+            "cwii: Namespace apps not found; its annotations are not read",
+            "cwii: az skipped: missing required key cwii.dev/az-tenant-id",
+        ]
+    );
+}
+
+#[test]
+fn every_container_kind_is_injected_except_skipped_ones() {
+    let mut input = pod(AZ_OK);
+    input["metadata"]["annotations"]["cwii.dev/az-skip-containers"] = json!("istio-proxy; debug");
+    input["spec"]["containers"] = json!([
+        {"name": "app", "image": "a"},
+        {"name": "debug", "image": "d"}
+    ]);
+    input["spec"]["initContainers"] = json!([
+        {"name": "migrate", "image": "m"},
+        {"name": "istio-proxy", "image": "p", "restartPolicy": "Always"},
+        {"name": "log-shipper", "image": "l", "restartPolicy": "Always"}
+    ]);
+    let (response, lookup) = run(&input);
+    let out = mutated(&response);
+    let has_az =
+        |c: &Value| env_value(c, "AZURE_CLIENT_ID").is_some() && c["volumeMounts"].is_array();
+    assert!(has_az(&out["spec"]["containers"][0]));
+    assert!(
+        !has_az(&out["spec"]["containers"][1]),
+        "skipped container touched"
+    );
+    assert_eq!(out["spec"]["containers"][1], input["spec"]["containers"][1]);
+    assert!(has_az(&out["spec"]["initContainers"][0]));
+    assert_eq!(
+        out["spec"]["initContainers"][1],
+        input["spec"]["initContainers"][1]
+    );
+    let sidecar = &out["spec"]["initContainers"][2];
+    assert!(has_az(sidecar));
+    assert_eq!(sidecar["restartPolicy"], "Always");
+    assert_idempotent(out, json!({}), &lookup);
+}
+
+#[test]
+fn user_env_is_kept_with_a_warning() {
+    let mut input = pod(AZ_OK);
+    input["spec"]["containers"][0]["env"] = json!([
+        {"name": "AZURE_CLIENT_ID", "valueFrom": {"secretKeyRef": {"name": "s", "key": "id"}}},
+        {"name": "OTHER", "value": "x"}
+    ]);
+    let (response, lookup) = run(&input);
+    let out = mutated(&response);
+    let env = &out["spec"]["containers"][0]["env"];
+    assert_eq!(env[0], input["spec"]["containers"][0]["env"][0]);
+    assert_eq!(env[1], json!({"name": "OTHER", "value": "x"}));
+    assert_eq!(
+        env.as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["name"] == "AZURE_CLIENT_ID")
+            .count(),
+        1
+    );
+    assert!(warnings(&response).contains(
+        &"cwii: container 'app' keeps its own AZURE_CLIENT_ID; az did not set it".to_string()
+    ));
+    assert_idempotent(out, json!({}), &lookup);
+}
+
+#[test]
+fn reserved_volume_is_replaced_never_trusted() {
+    let mut input = pod(AZ_OK);
+    input["spec"]["volumes"] = json!([
+        {"name": "data", "emptyDir": {}},
+        {"name": "cwii-az-token", "hostPath": {"path": "/etc/kubernetes/pki"}},
+        {"name": "cwii-az-token", "emptyDir": {}}
+    ]);
+    let (response, _) = run(&input);
+    let out = mutated(&response);
+    let volumes = out["spec"]["volumes"].as_array().unwrap();
+    assert_eq!(volumes.len(), 2);
+    assert_eq!(volumes[0], json!({"name": "data", "emptyDir": {}}));
+    assert!(volumes[1].get("hostPath").is_none());
+    assert!(volumes[1]["projected"].is_object());
+    assert!(warnings(&response)
+        .iter()
+        .any(|w| w.contains("replaced pod volume 'cwii-az-token'")));
+}
+
+#[test]
+fn mount_path_clash_is_denied() {
+    let mut input = pod(AZ_OK);
+    input["spec"]["containers"][0]["volumeMounts"] =
+        json!([{"name": "mine", "mountPath": "/var/run/secrets/cwii.dev/az/"}]);
+    let (response, _) = run(&input);
+    assert!(!response.accepted);
+    assert_eq!(response.code, Some(400));
+    let message = response.message.unwrap();
+    assert!(
+        message.contains(
+            "container 'app' already mounts volume 'mine' at /var/run/secrets/cwii.dev/az"
+        ),
+        "{message}"
+    );
+}
+
+#[test]
+fn clash_in_a_skipped_container_is_not_a_conflict() {
+    let mut input = pod(AZ_OK);
+    input["metadata"]["annotations"]["cwii.dev/az-skip-containers"] = json!("app");
+    input["spec"]["containers"][0]["volumeMounts"] =
+        json!([{"name": "mine", "mountPath": "/var/run/secrets/cwii.dev/az"}]);
+    let (response, _) = run(&input);
+    let out = mutated(&response);
+    assert_eq!(out["spec"]["containers"][0], input["spec"]["containers"][0]);
+}
+
+#[test]
+fn unknown_fields_survive_byte_for_byte() {
+    let mut input = pod(AZ_OK);
+    input["spec"]["containers"][0]["futureField"] = json!({"nested": [1, {"deep": true}]});
+    input["spec"]["containers"][0]["startupProbe"] =
+        json!({"exec": {"command": ["true"]}, "failureThreshold": 30});
+    input["spec"]["initContainers"] =
+        json!([{"name": "sidecar", "image": "s", "restartPolicy": "Always", "x-unknown": 1}]);
+    input["spec"]["hostUsers"] = json!(false);
+    input["spec"]["schedulingGates"] = json!([{"name": "gate"}]);
+    input["status"] = json!({"phase": "Pending", "alienStatus": [null]});
+    input["topLevelUnknown"] = json!("kept");
+    let (response, _) = run(&input);
+    let out = mutated(&response).clone();
+    // Remove exactly what the policy owns; what remains must equal the input.
+    let mut stripped = out.clone();
+    stripped["metadata"]["annotations"]
+        .as_object_mut()
+        .unwrap()
+        .remove("cwii.dev/injected");
+    stripped["spec"].as_object_mut().unwrap().remove("volumes");
+    for list in ["containers", "initContainers"] {
+        for c in stripped["spec"][list].as_array_mut().unwrap() {
+            let c = c.as_object_mut().unwrap();
+            c.remove("env");
+            c.remove("volumeMounts");
+        }
+    }
+    assert_eq!(
+        serde_json::to_string(&stripped).unwrap(),
+        serde_json::to_string(&input).unwrap()
+    );
+}
+
+#[test]
+fn nothing_to_do_means_no_mutated_object() {
+    let (response, lookup) = run(&pod(&[]));
+    assert!(response.accepted);
+    assert!(response.mutated_object.is_none());
+    // No provider is closed at pod level: the levels are read in order.
+    assert_eq!(
+        lookup.call_log(),
+        vec!["ServiceAccount apps/default", "Namespace apps"]
+    );
+}
+
+#[test]
+fn non_pod_and_non_create_requests_pass_untouched() {
+    let mut lookup = InMemoryLookup::new();
+    for (kind, operation) in [
+        ("Pod", "UPDATE"),
+        ("Pod", "DELETE"),
+        ("Deployment", "CREATE"),
+    ] {
+        let request = AdmissionRequest {
+            kind: GroupVersionKind {
+                group: String::new(),
+                kind: kind.into(),
+            },
+            operation: operation.into(),
+            namespace: "apps".into(),
+            object: pod(AZ_OK),
+        };
+        let response = evaluate_request(&request, &settings(json!({})), &mut lookup);
+        assert!(
+            response.accepted && response.mutated_object.is_none() && response.warnings.is_none()
+        );
+    }
+    assert!(lookup.calls.is_empty());
+}
+
+// ---------------------------------------------------------------- precedence
+
+/// A cluster where every level has something to say about az.
+fn layered_cluster() -> InMemoryLookup {
+    InMemoryLookup::new()
+        .with(
+            "ReplicaSet",
+            Some("apps"),
+            "web-7d9f",
+            &[
+                ("cwii.dev/az-audience", "from-rs"),
+                ("cwii.dev/az-authority-host", "https://rs"),
+            ],
+            &[("Deployment", "web", true)],
+        )
+        .with(
+            "Deployment",
+            Some("apps"),
+            "web",
+            &[("cwii.dev/az-audience", "from-deploy")],
+            &[],
+        )
+        .with(
+            "ServiceAccount",
+            Some("apps"),
+            "reports",
+            &[
+                ("cwii.dev/az-client-id", "sa-client"),
+                ("cwii.dev/az-audience", "from-sa"),
+                ("cwii.dev/az-token-expiration", "4000"),
+            ],
+            &[],
+        )
+        .with(
+            "Namespace",
+            None,
+            "apps",
+            &[
+                ("cwii.dev/az-inject", "true"),
+                ("cwii.dev/az-client-id", "ns-client"),
+                ("cwii.dev/az-tenant-id", "ns-tenant"),
+                ("cwii.dev/az-token-expiration", "5000"),
+            ],
+            &[],
+        )
+}
+
+fn owned_pod(pairs: &[(&str, &str)], owner_kind: &str, owner_name: &str) -> Value {
+    let mut p = pod(pairs);
+    p["metadata"]["ownerReferences"] = json!([{"apiVersion": "apps/v1", "kind": owner_kind, "name": owner_name, "uid": "u", "controller": true}]);
+    p["spec"]["serviceAccountName"] = json!("reports");
+    p
+}
+
+#[test]
+fn each_key_resolves_independently_through_every_level() {
+    let mut lookup = layered_cluster();
+    let input = owned_pod(
+        &[("cwii.dev/az-token-expiration", "3000")],
+        "ReplicaSet",
+        "web-7d9f",
+    );
+    let response = run_with(
+        &input,
+        json!({"defaults": {"cwii.dev/az-verify-image": "x"}}),
+        &mut lookup,
+    );
+    let out = mutated(&response);
+    let token =
+        &volume(out, "cwii-az-token").unwrap()["projected"]["sources"][0]["serviceAccountToken"];
+    assert_eq!(token["expirationSeconds"], 3000, "pod wins");
+    assert_eq!(
+        token["audience"], "from-deploy",
+        "top workload object wins over ReplicaSet and SA"
+    );
+    let app = &out["spec"]["containers"][0];
+    assert_eq!(
+        env_value(app, "AZURE_AUTHORITY_HOST").as_deref(),
+        Some("https://rs"),
+        "ReplicaSet level"
+    );
+    assert_eq!(
+        env_value(app, "AZURE_CLIENT_ID").as_deref(),
+        Some("sa-client"),
+        "SA beats namespace"
+    );
+    assert_eq!(
+        env_value(app, "AZURE_TENANT_ID").as_deref(),
+        Some("ns-tenant"),
+        "namespace level"
+    );
+    assert_eq!(
+        lookup.call_log(),
+        vec![
+            "ReplicaSet apps/web-7d9f",
+            "Deployment apps/web",
+            "ServiceAccount apps/reports",
+            "Namespace apps"
+        ]
+    );
+    assert_eq!(lookup.distinct_calls(), lookup.calls.len());
+    assert_eq!(
+        response.audit_annotations.as_ref().unwrap()["cwii-az-sources"],
+        "audience=workload authority-host=workload client-id=serviceaccount inject=namespace tenant-id=namespace token-expiration=pod verify-image=defaults"
+    );
+}
+
+#[test]
+fn pod_false_beats_namespace_true_and_stops_lookups() {
+    let mut lookup = layered_cluster();
+    let input = owned_pod(
+        &[
+            ("cwii.dev/az-inject", "false"),
+            ("cwii.dev/aws-inject", "FALSE"),
+            ("cwii.dev/gcp-inject", "False"),
+        ],
+        "ReplicaSet",
+        "web-7d9f",
+    );
+    let response = run_with(&input, json!({}), &mut lookup);
+    assert!(response.accepted && response.mutated_object.is_none());
+    assert!(
+        lookup.calls.is_empty(),
+        "zero lookups: {:?}",
+        lookup.call_log()
+    );
+}
+
+#[test]
+fn bad_values_fall_through_with_a_warning() {
+    let mut lookup = InMemoryLookup::new().with(
+        "Namespace",
+        None,
+        "apps",
+        &[
+            ("cwii.dev/az-inject", "true"),
+            ("cwii.dev/az-token-expiration", "1800"),
+        ],
+        &[],
+    );
+    let input = pod(&[
+        ("cwii.dev/az-inject", "yes please"),
+        ("cwii.dev/az-token-expiration", "1h"),
+        ("cwii.dev/az-client-id", "   "),
+        ("cwii.dev/az-tenant-id", "t"),
+    ]);
+    let mut input_with_sa_client = input.clone();
+    input_with_sa_client["spec"]["serviceAccountName"] = json!("sa");
+    lookup = lookup.with(
+        "ServiceAccount",
+        Some("apps"),
+        "sa",
+        &[("cwii.dev/az-client-id", "c")],
+        &[],
+    );
+    let response = run_with(&input_with_sa_client, json!({}), &mut lookup);
+    let out = mutated(&response);
+    assert_eq!(
+        volume(out, "cwii-az-token").unwrap()["projected"]["sources"][0]["serviceAccountToken"]
+            ["expirationSeconds"],
+        1800
+    );
+    assert_eq!(
+        env_value(&out["spec"]["containers"][0], "AZURE_CLIENT_ID").as_deref(),
+        Some("c")
+    );
+    let w = warnings(&response);
+    assert!(
+        w.contains(
+            &"cwii: ignored cwii.dev/az-inject=\"yes please\" on pod (expected true or false)"
+                .to_string()
+        ),
+        "{w:?}"
+    );
+    assert!(w.contains(&"cwii: ignored cwii.dev/az-token-expiration=\"1h\" on pod (expected an integer number of seconds)".to_string()), "{w:?}");
+    assert!(
+        w.contains(
+            &"cwii: ignored cwii.dev/az-client-id=\"   \" on pod (expected a non-empty value)"
+                .to_string()
+        ),
+        "{w:?}"
+    );
+}
+
+#[test]
+fn job_under_cronjob_top_wins() {
+    let mut lookup = InMemoryLookup::new()
+        .with(
+            "Job",
+            Some("apps"),
+            "nightly-123",
+            &[
+                ("cwii.dev/az-client-id", "job"),
+                ("cwii.dev/az-tenant-id", "job-tenant"),
+            ],
+            &[("CronJob", "nightly", true)],
+        )
+        .with(
+            "CronJob",
+            Some("apps"),
+            "nightly",
+            &[
+                ("cwii.dev/az-inject", "true"),
+                ("cwii.dev/az-client-id", "cron"),
+            ],
+            &[],
+        );
+    let mut input = pod(&[]);
+    input["metadata"]["ownerReferences"] = json!([{"apiVersion": "batch/v1", "kind": "Job", "name": "nightly-123", "uid": "u", "controller": true}]);
+    let response = run_with(&input, json!({}), &mut lookup);
+    let app = &mutated(&response)["spec"]["containers"][0];
+    assert_eq!(env_value(app, "AZURE_CLIENT_ID").as_deref(), Some("cron"));
+    assert_eq!(
+        env_value(app, "AZURE_TENANT_ID").as_deref(),
+        Some("job-tenant")
+    );
+    assert_eq!(
+        lookup.call_log()[..2],
+        ["Job apps/nightly-123", "CronJob apps/nightly"]
+    );
+}
+
+#[test]
+fn statefulset_and_daemonset_owners_are_one_level() {
+    for kind in ["StatefulSet", "DaemonSet"] {
+        let mut lookup = InMemoryLookup::new().with(
+            kind,
+            Some("apps"),
+            "db",
+            AZ_OK,
+            &[("Something", "x", true)],
+        );
+        let input = owned_pod(&[], kind, "db");
+        let response = run_with(&input, json!({}), &mut lookup);
+        assert_eq!(
+            mutated(&response)["metadata"]["annotations"]["cwii.dev/injected"],
+            "az"
+        );
+        assert_eq!(lookup.call_log()[0], format!("{kind} apps/db"));
+        assert_eq!(lookup.call_log()[1], "ServiceAccount apps/reports");
+    }
+}
+
+#[test]
+fn missing_owner_and_unknown_owner_kind() {
+    // Missing ReplicaSet: empty level, no Deployment lookup, a warning.
+    let mut lookup = InMemoryLookup::new();
+    let response = run_with(
+        &owned_pod(AZ_OK, "ReplicaSet", "gone"),
+        json!({}),
+        &mut lookup,
+    );
+    assert!(response.mutated_object.is_some());
+    assert_eq!(
+        lookup.call_log(),
+        vec![
+            "ReplicaSet apps/gone",
+            "ServiceAccount apps/reports",
+            "Namespace apps"
+        ]
+    );
+    assert!(warnings(&response).contains(
+        &"cwii: ReplicaSet apps/gone not found; its annotations are not read".to_string()
+    ));
+
+    // Controller of an unknown kind: the first owner of a known kind is used instead.
+    let mut lookup = InMemoryLookup::new().with("StatefulSet", Some("apps"), "db", AZ_OK, &[]);
+    let mut input = pod(&[]);
+    input["metadata"]["ownerReferences"] = json!([
+        {"apiVersion": "example.com/v1", "kind": "Operator", "name": "op", "uid": "1", "controller": true},
+        {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "db", "uid": "2"}
+    ]);
+    let response = run_with(&input, json!({}), &mut lookup);
+    assert!(response.mutated_object.is_some());
+    assert_eq!(lookup.call_log()[0], "StatefulSet apps/db");
+
+    // Only unknown owners: no workload level at all.
+    let mut lookup = InMemoryLookup::new();
+    input["metadata"]["ownerReferences"] = json!([{"apiVersion": "example.com/v1", "kind": "Operator", "name": "op", "uid": "1", "controller": true}]);
+    run_with(&input, json!({}), &mut lookup);
+    assert_eq!(
+        lookup.call_log(),
+        vec!["ServiceAccount apps/default", "Namespace apps"]
+    );
+}
+
+#[test]
+fn replicaset_whose_controller_is_not_a_deployment_stops_there() {
+    let mut lookup = InMemoryLookup::new().with(
+        "ReplicaSet",
+        Some("apps"),
+        "rs",
+        AZ_OK,
+        &[("Rollout", "argo", true)],
+    );
+    run_with(&owned_pod(&[], "ReplicaSet", "rs"), json!({}), &mut lookup);
+    assert_eq!(
+        lookup.call_log(),
+        vec![
+            "ReplicaSet apps/rs",
+            "ServiceAccount apps/reports",
+            "Namespace apps"
+        ]
+    );
+}
+
+#[test]
+fn lookup_failure_denies_naming_the_object_or_is_ignored() {
+    let error = "error invoking host capability kubernetes.get_resource: Host error: Callback evaluation failure: Policy has not been granted access to Kubernetes v1/ServiceAccount resources.";
+    let cluster = InMemoryLookup::new().failing("ServiceAccount", Some("apps"), "default", error);
+    let mut lookup = cluster.clone();
+    let response = run_with(&pod(AZ_OK), json!({}), &mut lookup);
+    assert!(!response.accepted);
+    let message = response.message.unwrap();
+    assert!(
+        message.starts_with("cwii: cannot read ServiceAccount apps/default"),
+        "{message}"
+    );
+    assert!(
+        message.contains("serviceaccounts") && message.contains("lookupFailure: ignore"),
+        "{message}"
+    );
+    assert_eq!(
+        lookup.call_log(),
+        vec!["ServiceAccount apps/default"],
+        "no lookup after the failure"
+    );
+
+    let mut lookup = cluster;
+    let response = run_with(&pod(AZ_OK), json!({"lookupFailure": "ignore"}), &mut lookup);
+    assert!(mutated(&response)["metadata"]["annotations"]["cwii.dev/injected"] == "az");
+    assert!(warnings(&response)[0].starts_with(
+        "cwii: cannot read ServiceAccount apps/default (ignored by lookupFailure: ignore)"
+    ));
+}
+
+#[test]
+fn skipping_levels_once_every_key_is_resolved() {
+    // Only az is open (aws and gcp disabled) and the pod answers every az key.
+    let every_az_key: &[(&str, &str)] = &[
+        ("cwii.dev/az-inject", "true"),
+        ("cwii.dev/az-audience", "a"),
+        ("cwii.dev/az-token-expiration", "3600"),
+        ("cwii.dev/az-verify", "false"),
+        ("cwii.dev/az-verify-enforce", "false"),
+        ("cwii.dev/az-verify-image", "i"),
+        ("cwii.dev/az-skip-containers", "none"),
+        ("cwii.dev/az-client-id", "c"),
+        ("cwii.dev/az-tenant-id", "t"),
+        ("cwii.dev/az-authority-host", "h"),
+    ];
+    let disabled = json!({"providers": {"aws": {"enabled": false}, "gcp": {"enabled": false}}});
+    let mut lookup = InMemoryLookup::new();
+    let response = run_with(
+        &owned_pod(every_az_key, "ReplicaSet", "rs"),
+        disabled.clone(),
+        &mut lookup,
+    );
+    assert!(response.mutated_object.is_some());
+    assert!(lookup.calls.is_empty(), "{:?}", lookup.call_log());
+
+    // One key short: the levels are read again, and defaults never count for skipping.
+    let mut lookup = InMemoryLookup::new();
+    let mut settings_json = disabled;
+    settings_json["defaults"] = json!({"cwii.dev/az-authority-host": "h"});
+    run_with(
+        &owned_pod(&every_az_key[..9], "ReplicaSet", "rs"),
+        settings_json,
+        &mut lookup,
+    );
+    assert_eq!(lookup.calls.len(), 3, "{:?}", lookup.call_log());
+}
+
+#[test]
+fn disabled_provider_never_injects_and_never_looks_up() {
+    let mut lookup = InMemoryLookup::new().with("Namespace", None, "apps", AZ_OK, &[]);
+    let settings_json = json!({"providers": {"az": {"enabled": false}, "aws": {"enabled": false}, "gcp": {"enabled": false}}});
+    let response = run_with(&pod(AZ_OK), settings_json, &mut lookup);
+    assert!(response.mutated_object.is_none());
+    assert!(lookup.calls.is_empty());
+    assert_eq!(
+        warnings(&response),
+        vec!["cwii: cwii.dev/az-inject is true but provider az is disabled in the policy settings"]
+    );
+}
+
+#[test]
+fn settings_defaults_are_the_lowest_level() {
+    let mut lookup = InMemoryLookup::new().with(
+        "Namespace",
+        None,
+        "apps",
+        &[("cwii.dev/az-tenant-id", "ns-tenant")],
+        &[],
+    );
+    let settings_json = json!({"defaults": {"cwii.dev/az-tenant-id": "default-tenant", "cwii.dev/az-client-id": "default-client"}});
+    let response = run_with(
+        &pod(&[("cwii.dev/az-inject", "true")]),
+        settings_json,
+        &mut lookup,
+    );
+    let app = &mutated(&response)["spec"]["containers"][0];
+    assert_eq!(
+        env_value(app, "AZURE_TENANT_ID").as_deref(),
+        Some("ns-tenant")
+    );
+    assert_eq!(
+        env_value(app, "AZURE_CLIENT_ID").as_deref(),
+        Some("default-client")
+    );
+}
+
+#[test]
+fn marker_merges_with_earlier_value_and_drops_junk() {
+    let mut input = pod(AZ_OK);
+    input["metadata"]["annotations"]["cwii.dev/injected"] = json!("gcp, evil\"value,zzz");
+    let (response, _) = run(&input);
+    assert_eq!(
+        mutated(&response)["metadata"]["annotations"]["cwii.dev/injected"],
+        "az,gcp"
+    );
+}
+
+// ---------------------------------------------------------------- payload level
+
+#[test]
+fn malformed_payloads_get_a_clear_answer() {
+    let mut lookup = InMemoryLookup::new();
+    let response = evaluate(b"not json", &mut lookup);
+    assert!(!response.accepted);
+    assert!(response
+        .message
+        .unwrap()
+        .starts_with("cwii: cannot read the admission request"));
+
+    let payload = json!({"request": {"kind": {"kind": "Pod"}, "operation": "CREATE", "object": "a string"}, "settings": {}});
+    let response = evaluate(payload.to_string().as_bytes(), &mut lookup);
+    assert_eq!(
+        response.message.as_deref(),
+        Some("cwii: the request object is not a Pod object")
+    );
+
+    let mut bad = pod(AZ_OK);
+    bad["spec"]["containers"] = json!({"app": {}});
+    let payload = json!({"request": {"kind": {"kind": "Pod"}, "operation": "CREATE", "namespace": "apps", "object": bad}, "settings": null});
+    let response = evaluate(payload.to_string().as_bytes(), &mut lookup);
+    assert_eq!(
+        response.message.as_deref(),
+        Some("cwii: cannot inject into a malformed pod: spec.containers must be an array")
+    );
+
+    let payload = json!({"request": {"kind": {"kind": "Pod"}, "operation": "CREATE", "object": pod(AZ_OK)}, "settings": {"mountRoot": "x"}});
+    let response = evaluate(payload.to_string().as_bytes(), &mut lookup);
+    assert!(response.message.unwrap().contains("`mountRoot`"));
+}
+
+#[test]
+fn custom_mount_root_moves_every_path() {
+    let (pod_in, mut lookup) = (pod(AZ_OK), InMemoryLookup::new());
+    let response = run_with(&pod_in, json!({"mountRoot": "/cwii/"}), &mut lookup);
+    let app = &mutated(&response)["spec"]["containers"][0];
+    assert_eq!(app["volumeMounts"][0]["mountPath"], "/cwii/az");
+    assert_eq!(
+        env_value(app, "AZURE_FEDERATED_TOKEN_FILE").as_deref(),
+        Some("/cwii/az/token")
+    );
+}
