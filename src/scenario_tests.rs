@@ -864,3 +864,527 @@ fn custom_mount_root_moves_every_path() {
         Some("/cwii/az/token")
     );
 }
+
+// ---------------------------------------------------------------- aws, gcp, verify
+
+fn init_names(pod: &Value) -> Vec<String> {
+    pod["spec"]["initContainers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+fn init<'a>(pod: &'a Value, name: &str) -> &'a Value {
+    pod["spec"]["initContainers"]
+        .as_array()
+        .and_then(|l| l.iter().find(|c| c["name"] == name))
+        .unwrap_or(&Value::Null)
+}
+
+const AWS_OK: &[(&str, &str)] = &[
+    ("cwii.dev/aws-inject", "true"),
+    (
+        "cwii.dev/aws-role-arn",
+        "arn:aws:iam::111122223333:role/reports",
+    ),
+];
+
+const GCP_OK: &[(&str, &str)] = &[
+    ("cwii.dev/gcp-inject", "true"),
+    (
+        "cwii.dev/gcp-audience",
+        "//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/p/providers/k",
+    ),
+];
+
+#[test]
+fn aws_env_in_spec_order() {
+    let mut keys = AWS_OK.to_vec();
+    keys.extend([
+        ("cwii.dev/aws-region", "eu-west-1"),
+        ("cwii.dev/aws-role-session-name", "reports"),
+        ("cwii.dev/aws-sts-regional-endpoints", "regional"),
+    ]);
+    let (response, lookup) = run(&pod(&keys));
+    let out = mutated(&response);
+    assert_eq!(
+        env_of(&out["spec"]["containers"][0]),
+        vec![
+            (
+                "AWS_ROLE_ARN".into(),
+                json!("arn:aws:iam::111122223333:role/reports")
+            ),
+            (
+                "AWS_WEB_IDENTITY_TOKEN_FILE".into(),
+                json!("/var/run/secrets/cwii.dev/aws/token")
+            ),
+            ("AWS_REGION".into(), json!("eu-west-1")),
+            ("AWS_DEFAULT_REGION".into(), json!("eu-west-1")),
+            ("AWS_ROLE_SESSION_NAME".into(), json!("reports")),
+            ("AWS_STS_REGIONAL_ENDPOINTS".into(), json!("regional")),
+        ]
+    );
+    assert_eq!(
+        volume(out, "cwii-aws-token").unwrap()["projected"]["sources"][0]["serviceAccountToken"]
+            ["audience"],
+        "sts.amazonaws.com"
+    );
+    assert_idempotent(out, json!({}), &lookup);
+}
+
+#[test]
+fn aws_without_role_is_skipped() {
+    let (response, _) = run(&pod(&[("cwii.dev/aws-inject", "true")]));
+    assert!(response.mutated_object.is_none());
+    assert!(warnings(&response)
+        .contains(&"cwii: aws skipped: missing required key cwii.dev/aws-role-arn".to_string()));
+}
+
+fn expected_credentials(audience: &str, gsa: Option<&str>) -> Value {
+    let mut c = json!({
+        "type": "external_account",
+        "audience": audience,
+        "subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
+        "token_url": "https://sts.googleapis.com/v1/token",
+        "token_info_url": "https://sts.googleapis.com/v1/introspect",
+        "credential_source": {"file": "/var/run/secrets/cwii.dev/gcp/token"}
+    });
+    if let Some(gsa) = gsa {
+        c["service_account_impersonation_url"] = json!(format!(
+            "https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/{gsa}:generateAccessToken"
+        ));
+    }
+    c
+}
+
+#[test]
+fn gcp_downward_api_delivery() {
+    let (response, lookup) = run(&pod(GCP_OK));
+    let out = mutated(&response);
+    let creds: Value = serde_json::from_str(
+        out["metadata"]["annotations"]["cwii.dev/gcp-credentials"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(creds, expected_credentials(GCP_OK[1].1, None));
+    assert_eq!(
+        volume(out, "cwii-gcp-creds"),
+        Some(
+            &json!({"name": "cwii-gcp-creds", "downwardAPI": {"items": [{"path": "credentials.json",
+            "fieldRef": {"fieldPath": "metadata.annotations['cwii.dev/gcp-credentials']"}}]}})
+        )
+    );
+    let app = &out["spec"]["containers"][0];
+    assert_eq!(
+        env_value(app, "GOOGLE_APPLICATION_CREDENTIALS").as_deref(),
+        Some("/var/run/secrets/cwii.dev/gcp-creds/credentials.json")
+    );
+    assert_eq!(
+        app["volumeMounts"],
+        json!([
+            {"name": "cwii-gcp-token", "mountPath": "/var/run/secrets/cwii.dev/gcp", "readOnly": true},
+            {"name": "cwii-gcp-creds", "mountPath": "/var/run/secrets/cwii.dev/gcp-creds", "readOnly": true}
+        ])
+    );
+    assert!(
+        out["spec"].get("initContainers").is_none(),
+        "no extra container"
+    );
+    assert_idempotent(out, json!({}), &lookup);
+}
+
+#[test]
+fn gcp_impersonation_url() {
+    let mut keys = GCP_OK.to_vec();
+    keys.push((
+        "cwii.dev/gcp-service-account",
+        "reports@proj.iam.gserviceaccount.com",
+    ));
+    let (response, _) = run(&pod(&keys));
+    let out = mutated(&response);
+    let creds: Value = serde_json::from_str(
+        out["metadata"]["annotations"]["cwii.dev/gcp-credentials"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        creds,
+        expected_credentials(GCP_OK[1].1, Some("reports@proj.iam.gserviceaccount.com"))
+    );
+}
+
+#[test]
+fn gcp_init_container_delivery_puts_the_writer_first() {
+    let mut input = pod(GCP_OK);
+    input["metadata"]["annotations"]["cwii.dev/gcp-delivery"] = json!("init-container");
+    input["metadata"]["annotations"]["cwii.dev/gcp-verify"] = json!("true");
+    input["spec"]["initContainers"] = json!([{"name": "fetch-config", "image": "f"}]);
+    let (response, lookup) = run(&input);
+    let out = mutated(&response);
+    assert_eq!(
+        init_names(out),
+        vec!["cwii-gcp-creds-writer", "fetch-config", "cwii-gcp-verify"]
+    );
+    assert_eq!(
+        volume(out, "cwii-gcp-creds"),
+        Some(&json!({"name": "cwii-gcp-creds", "emptyDir": {}}))
+    );
+    assert!(out["metadata"]["annotations"]
+        .get("cwii.dev/gcp-credentials")
+        .is_none());
+    let writer = init(out, "cwii-gcp-creds-writer");
+    assert_eq!(writer["image"], "busybox:1.38.0");
+    let creds: Value =
+        serde_json::from_str(&env_value(writer, "CWII_GCP_CREDS_JSON").unwrap()).unwrap();
+    assert_eq!(creds, expected_credentials(GCP_OK[1].1, None));
+    assert_eq!(
+        writer["command"],
+        json!(["sh", "-c", "printf '%s' \"$CWII_GCP_CREDS_JSON\" > '/var/run/secrets/cwii.dev/gcp-creds/credentials.json'"])
+    );
+    assert_eq!(
+        writer["volumeMounts"],
+        json!([{"name": "cwii-gcp-creds", "mountPath": "/var/run/secrets/cwii.dev/gcp-creds", "readOnly": false}])
+    );
+    // The user's init container runs after the writer and reads the credentials.
+    assert!(env_value(init(out, "fetch-config"), "GOOGLE_APPLICATION_CREDENTIALS").is_some());
+    // The policy's own containers get no provider injection beyond their own definition.
+    assert!(env_value(writer, "GOOGLE_APPLICATION_CREDENTIALS").is_none());
+    assert_idempotent(out, json!({}), &lookup);
+}
+
+#[test]
+fn gcp_config_map_falls_back_to_downward_api() {
+    let mut keys = GCP_OK.to_vec();
+    keys.push(("cwii.dev/gcp-delivery", "config-map"));
+    let (response, _) = run(&pod(&keys));
+    let out = mutated(&response);
+    assert!(volume(out, "cwii-gcp-creds").unwrap()["downwardAPI"].is_object());
+    assert!(warnings(&response)
+        .iter()
+        .any(|w| w.contains("config-map is served as downward-api")));
+}
+
+#[test]
+fn gcp_without_audience_is_skipped() {
+    let (response, _) = run(&pod(&[("cwii.dev/gcp-inject", "true")]));
+    assert!(response.mutated_object.is_none());
+    assert!(warnings(&response)
+        .iter()
+        .any(|w| w.starts_with("cwii: gcp skipped: no audience")));
+    // A cluster default audience from settings makes it work.
+    let mut lookup = InMemoryLookup::new();
+    let response = run_with(
+        &pod(&[("cwii.dev/gcp-inject", "true")]),
+        json!({"providers": {"gcp": {"defaultAudience": "//iam.googleapis.com/x"}}}),
+        &mut lookup,
+    );
+    assert_eq!(
+        volume(mutated(&response), "cwii-gcp-token").unwrap()["projected"]["sources"][0]
+            ["serviceAccountToken"]["audience"],
+        "//iam.googleapis.com/x"
+    );
+}
+
+#[test]
+fn triple_provider_pod_has_independent_tokens() {
+    let keys: Vec<(&str, &str)> = [AZ_OK, AWS_OK, GCP_OK].concat();
+    let (response, lookup) = run(&pod(&keys));
+    let out = mutated(&response);
+    assert_eq!(
+        out["metadata"]["annotations"]["cwii.dev/injected"],
+        "aws,az,gcp"
+    );
+    let audience = |v: &str| {
+        volume(out, v).unwrap()["projected"]["sources"][0]["serviceAccountToken"]["audience"]
+            .clone()
+    };
+    assert_eq!(audience("cwii-az-token"), "api://AzureADTokenExchange");
+    assert_eq!(audience("cwii-aws-token"), "sts.amazonaws.com");
+    assert_eq!(audience("cwii-gcp-token"), GCP_OK[1].1);
+    let mounts = out["spec"]["containers"][0]["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(mounts, 4);
+    let audit = response.audit_annotations.as_ref().unwrap();
+    assert_eq!(audit.len(), 3);
+    assert_idempotent(out, json!({}), &lookup);
+}
+
+#[test]
+fn one_providers_keys_never_affect_another() {
+    // A broken aws configuration skips aws only.
+    let keys: Vec<(&str, &str)> = [
+        AZ_OK,
+        &[
+            ("cwii.dev/aws-inject", "true"),
+            ("cwii.dev/aws-token-expiration", "x"),
+        ],
+    ]
+    .concat();
+    let (response, _) = run(&pod(&keys));
+    let out = mutated(&response);
+    assert_eq!(out["metadata"]["annotations"]["cwii.dev/injected"], "az");
+    assert!(volume(out, "cwii-aws-token").is_none());
+}
+
+#[test]
+fn verify_containers_for_each_provider_in_order() {
+    let mut keys: Vec<(&str, &str)> = [AZ_OK, AWS_OK, GCP_OK].concat();
+    keys.extend([
+        ("cwii.dev/az-verify", "true"),
+        ("cwii.dev/aws-verify", "true"),
+        ("cwii.dev/aws-verify-enforce", "true"),
+        ("cwii.dev/gcp-verify", "TRUE"),
+    ]);
+    let mut input = pod(&keys);
+    input["spec"]["initContainers"] =
+        json!([{"name": "mesh", "image": "m", "restartPolicy": "Always"}]);
+    let (response, lookup) = run(&input);
+    let out = mutated(&response);
+    assert_eq!(
+        init_names(out),
+        vec![
+            "mesh",
+            "cwii-gcp-verify",
+            "cwii-aws-verify",
+            "cwii-az-verify"
+        ]
+    );
+    let aws = init(out, "cwii-aws-verify");
+    assert_eq!(
+        aws["command"],
+        json!(["sh", "-c", "aws sts get-caller-identity"])
+    );
+    assert_eq!(aws["image"], "amazon/aws-cli:2.35.4");
+    assert_eq!(
+        aws["securityContext"],
+        json!({"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}})
+    );
+    assert_eq!(
+        aws["resources"],
+        json!({"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}})
+    );
+    assert_eq!(env_value(aws, "AWS_ROLE_ARN").as_deref(), Some(AWS_OK[1].1));
+    assert!(
+        env_value(aws, "AZURE_CLIENT_ID").is_none(),
+        "only its own provider's env"
+    );
+    let az = init(out, "cwii-az-verify");
+    assert_eq!(
+        az["command"][2],
+        "az login --service-principal -u \"$AZURE_CLIENT_ID\" -t \"$AZURE_TENANT_ID\" --federated-token \"$(cat \"$AZURE_FEDERATED_TOKEN_FILE\")\" >/dev/null && az account show >/dev/null || echo 'cwii: verification check failed (non-enforcing)' >&2"
+    );
+    let gcp = init(out, "cwii-gcp-verify");
+    assert_eq!(
+        gcp["command"][2],
+        "gcloud auth application-default print-access-token || echo 'cwii: verification check failed (non-enforcing)' >&2"
+    );
+    assert_eq!(gcp["volumeMounts"].as_array().unwrap().len(), 2);
+    // The mesh sidecar got every provider, the verify containers only their own.
+    assert_eq!(
+        init(out, "mesh")["volumeMounts"].as_array().unwrap().len(),
+        4
+    );
+    assert_idempotent(out, json!({}), &lookup);
+}
+
+#[test]
+fn verify_image_from_service_account_and_replaced_reserved_init_container() {
+    let mut lookup = InMemoryLookup::new().with(
+        "ServiceAccount",
+        Some("apps"),
+        "default",
+        &[("cwii.dev/aws-verify-image", "registry.local/aws-cli:pinned")],
+        &[],
+    );
+    let mut keys = AWS_OK.to_vec();
+    keys.push(("cwii.dev/aws-verify", "true"));
+    let mut input = pod(&keys);
+    input["spec"]["initContainers"] =
+        json!([{"name": "cwii-aws-verify", "image": "evil", "command": ["sh", "-c", "curl evil"]}]);
+    let response = run_with(&input, json!({}), &mut lookup);
+    let out = mutated(&response);
+    assert_eq!(init_names(out), vec!["cwii-aws-verify"]);
+    assert_eq!(
+        init(out, "cwii-aws-verify")["image"],
+        "registry.local/aws-cli:pinned"
+    );
+    assert!(warnings(&response).contains(
+        &"cwii: replaced init container 'cwii-aws-verify': the name is reserved for the policy"
+            .to_string()
+    ));
+}
+
+#[test]
+fn hostile_values_reach_the_pod_only_as_values() {
+    let hostile = format!("x'\"; $(rm -rf /) `id` \n{}", "A".repeat(10 * 1024));
+    let mut input = pod(&[
+        ("cwii.dev/az-inject", "true"),
+        ("cwii.dev/aws-inject", "true"),
+        ("cwii.dev/gcp-inject", "true"),
+        ("cwii.dev/az-verify", "true"),
+        ("cwii.dev/aws-verify", "true"),
+        ("cwii.dev/gcp-verify", "true"),
+        ("cwii.dev/gcp-delivery", "init-container"),
+    ]);
+    for key in [
+        "az-client-id",
+        "az-tenant-id",
+        "az-authority-host",
+        "aws-role-arn",
+        "aws-region",
+        "aws-role-session-name",
+        "aws-sts-regional-endpoints",
+        "gcp-audience",
+        "gcp-service-account",
+    ] {
+        input["metadata"]["annotations"][format!("cwii.dev/{key}")] = json!(hostile);
+    }
+    let (response, _) = run(&input);
+    let out = mutated(&response);
+    // The hostile text (trimmed like every value) never appears in a command.
+    let needle = hostile.trim();
+    for c in out["spec"]["initContainers"].as_array().unwrap() {
+        assert!(
+            !c["command"].to_string().contains("rm -rf"),
+            "{}",
+            c["name"]
+        );
+    }
+    let app = &out["spec"]["containers"][0];
+    assert_eq!(env_value(app, "AZURE_CLIENT_ID").as_deref(), Some(needle));
+    assert_eq!(
+        env_value(app, "AWS_ROLE_SESSION_NAME").as_deref(),
+        Some(needle)
+    );
+    let writer = init(out, "cwii-gcp-creds-writer");
+    let creds: Value =
+        serde_json::from_str(&env_value(writer, "CWII_GCP_CREDS_JSON").unwrap()).unwrap();
+    assert_eq!(creds["audience"], needle);
+    assert!(creds["service_account_impersonation_url"]
+        .as_str()
+        .unwrap()
+        .contains(needle));
+    assert!(response
+        .warnings
+        .unwrap_or_default()
+        .iter()
+        .all(|w| w.chars().count() <= 256));
+}
+
+// ---------------------------------------------------------------- compat mode
+
+#[test]
+fn native_annotations_only_in_compat_mode() {
+    let sa = InMemoryLookup::new().with(
+        "ServiceAccount",
+        Some("apps"),
+        "default",
+        &[
+            ("azure.workload.identity/client-id", "native-client"),
+            ("azure.workload.identity/tenant-id", "native-tenant"),
+        ],
+        &[],
+    );
+    let mut lookup = sa.clone();
+    let response = run_with(&pod(&[]), json!({}), &mut lookup);
+    assert!(
+        response.mutated_object.is_none(),
+        "compat off: native keys are not read"
+    );
+
+    let mut lookup = sa;
+    let response = run_with(&pod(&[]), json!({"nativeAnnotations": true}), &mut lookup);
+    let out = mutated(&response);
+    assert_eq!(
+        env_value(&out["spec"]["containers"][0], "AZURE_CLIENT_ID").as_deref(),
+        Some("native-client")
+    );
+    assert_eq!(
+        response.audit_annotations.as_ref().unwrap()["cwii-az-sources"],
+        "client-id=serviceaccount(azure.workload.identity/client-id) inject=serviceaccount(azure.workload.identity/client-id) tenant-id=serviceaccount(azure.workload.identity/tenant-id) audience=settings token-expiration=settings"
+    );
+}
+
+#[test]
+fn cwii_key_at_any_level_beats_native_key_at_any_level() {
+    let mut lookup = InMemoryLookup::new().with(
+        "Namespace",
+        None,
+        "apps",
+        &[("cwii.dev/aws-role-arn", "arn:ns")],
+        &[],
+    );
+    let input = pod(&[
+        ("eks.amazonaws.com/role-arn", "arn:native-pod"),
+        ("eks.amazonaws.com/audience", "native-aud"),
+        ("eks.amazonaws.com/token-expiration", "86400"),
+        ("eks.amazonaws.com/skip-containers", "app"),
+    ]);
+    let mut with_sidecar = input.clone();
+    with_sidecar["spec"]["containers"] =
+        json!([{"name": "app", "image": "a"}, {"name": "worker", "image": "w"}]);
+    let response = run_with(
+        &with_sidecar,
+        json!({"nativeAnnotations": true}),
+        &mut lookup,
+    );
+    let out = mutated(&response);
+    let worker = &out["spec"]["containers"][1];
+    assert_eq!(env_value(worker, "AWS_ROLE_ARN").as_deref(), Some("arn:ns"));
+    let token =
+        &volume(out, "cwii-aws-token").unwrap()["projected"]["sources"][0]["serviceAccountToken"];
+    assert_eq!(token["audience"], "native-aud");
+    assert_eq!(token["expirationSeconds"], 86400);
+    assert!(
+        out["spec"]["containers"][0].get("env").is_none(),
+        "skipped by the native skip list"
+    );
+}
+
+#[test]
+fn native_keys_rank_above_settings_defaults() {
+    let mut lookup = InMemoryLookup::new();
+    let input = pod(&[
+        ("azure.workload.identity/client-id", "c"),
+        ("azure.workload.identity/tenant-id", "pod-native-tenant"),
+        (
+            "azure.workload.identity/service-account-token-expiration",
+            "1200",
+        ),
+        ("azure.workload.identity/skip-containers", "nothing"),
+        (
+            "iam.gke.io/gcp-service-account",
+            "gsa@p.iam.gserviceaccount.com",
+        ),
+    ]);
+    let settings_json = json!({"nativeAnnotations": true, "defaults": {
+        "cwii.dev/az-tenant-id": "default-tenant", "cwii.dev/gcp-audience": "//aud"}});
+    let response = run_with(&input, settings_json, &mut lookup);
+    let out = mutated(&response);
+    assert_eq!(
+        env_value(&out["spec"]["containers"][0], "AZURE_TENANT_ID").as_deref(),
+        Some("pod-native-tenant")
+    );
+    assert_eq!(
+        out["metadata"]["annotations"]["cwii.dev/injected"],
+        "az,gcp"
+    );
+    let creds: Value = serde_json::from_str(
+        out["metadata"]["annotations"]["cwii.dev/gcp-credentials"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(creds, {
+        let mut c = expected_credentials("//aud", Some("gsa@p.iam.gserviceaccount.com"));
+        c["credential_source"]["file"] = json!("/var/run/secrets/cwii.dev/gcp/token");
+        c
+    });
+}
