@@ -1,0 +1,62 @@
+# cwii for Kubewarden. `make run` shows the policy on the bundled pods; `make test` runs
+# every test. KWCTL selects the runner: the bundled kwrun (default) or the real kwctl.
+SHELL := /bin/bash
+CARGO ?= cargo
+WASM_TARGET := wasm32-wasip1
+KWRUN := $(CURDIR)/target/tool/kwrun
+KWCTL ?= $(KWRUN)
+SOURCES := $(shell find src -name '*.rs') Cargo.toml Cargo.lock
+PROPTEST_CASES ?= 10000
+
+.PHONY: all run test unit-tests wasm-unit-tests e2e-tests lint fmt clean kwrun wasm-target \
+        bench proptest fuzz push
+
+all: annotated-policy.wasm
+
+wasm-target:
+	@rustup target list --installed | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
+
+policy.wasm: $(SOURCES) | wasm-target
+	$(CARGO) build --target $(WASM_TARGET) --release -p cwii-kubewarden
+	cp target/$(WASM_TARGET)/release/cwii_kubewarden.wasm policy.wasm
+
+# kwrun is rebuilt only when its sources change; the real kwctl needs nothing built.
+$(KWRUN): $(shell find kwrun/src -name '*.rs') kwrun/Cargo.toml Cargo.lock
+	$(CARGO) build -p kwrun --profile tool
+
+kwrun: $(KWRUN)
+
+annotated-policy.wasm: policy.wasm policy-metadata.yml README.md $(if $(filter $(KWRUN),$(KWCTL)),$(KWRUN))
+	$(KWCTL) annotate -m policy-metadata.yml -u README.md -o annotated-policy.wasm policy.wasm
+
+run: annotated-policy.wasm
+	@scripts/run-pods.sh "$(KWCTL)" annotated-policy.wasm
+
+test: lint unit-tests wasm-unit-tests e2e-tests
+
+unit-tests:
+	$(CARGO) test --workspace --profile tool
+
+# The core's unit tests compiled to the target the cluster runs, inside wasmtime.
+wasm-unit-tests: | wasm-target
+	@command -v wasmtime >/dev/null || { echo "wasmtime not found: run .ci/install-tools or cargo install wasmtime-cli --version 48.0.8 --locked"; exit 1; }
+	CARGO_TARGET_WASM32_WASIP1_RUNNER="wasmtime run --dir=." $(CARGO) test -p cwii-kubewarden --lib --target $(WASM_TARGET) --profile tool
+
+e2e-tests: annotated-policy.wasm
+	KWCTL="$(KWCTL)" bats e2e.bats
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --profile tool --all-targets -- -D warnings
+	$(CARGO) clippy -p cwii-kubewarden --target $(WASM_TARGET) --release -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+clean:
+	$(CARGO) clean
+	rm -f policy.wasm annotated-policy.wasm
+
+# Property tests of SPEC §5 (nothing lost, idempotent, oracle precedence, valid output).
+proptest:
+	PROPTEST_CASES=$(PROPTEST_CASES) $(CARGO) test -p cwii-kubewarden --profile tool --test properties -- --nocapture
