@@ -60,3 +60,11 @@ clean:
 # Property tests of SPEC §5 (nothing lost, idempotent, oracle precedence, valid output).
 proptest:
 	PROPTEST_CASES=$(PROPTEST_CASES) $(CARGO) test -p cwii-kubewarden --profile tool --test properties -- --nocapture
+
+floor.wasm: floor/src/lib.rs floor/Cargo.toml | wasm-target
+	$(CARGO) build -p floor --target $(WASM_TARGET) --release
+	cp target/$(WASM_TARGET)/release/floor.wasm floor.wasm
+
+# Policy vs floor, fresh and warm instances, on the scenarios in bench/ (see README).
+bench: annotated-policy.wasm floor.wasm $(KWRUN)
+	@scripts/bench.sh "$(KWRUN)" annotated-policy.wasm floor.wasm
