@@ -1,0 +1,169 @@
+//! Command-line interface.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::bench::{bench, render_json, render_text, BenchOptions, InstanceMode};
+use crate::run::{run, EvaluationOptions};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "kwrun",
+    version,
+    about = "Runs Kubewarden waPC policy modules the way kwctl does: run, annotate, bench"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Evaluate one AdmissionRequest and print kwctl's AdmissionResponse line on stdout
+    Run(RunArgs),
+    /// Write policy metadata into the module's io.kubewarden.metadata custom section
+    Annotate(AnnotateArgs),
+    /// Time `validate` on fresh and warm instances of a module compiled once
+    Bench(BenchArgs),
+}
+
+#[derive(Args, Debug)]
+struct EvaluationArgs {
+    /// JSON AdmissionRequest (or an object wrapping it under `request`)
+    #[arg(long, short = 'r', value_name = "FILE")]
+    request_path: PathBuf,
+    /// Policy settings as JSON
+    #[arg(long, value_name = "JSON", conflicts_with = "settings_path")]
+    settings_json: Option<String>,
+    /// Policy settings file (YAML or JSON)
+    #[arg(long, value_name = "FILE")]
+    settings_path: Option<PathBuf>,
+    /// Grant the Kubernetes lookups listed in the policy's contextAwareResources
+    #[arg(long)]
+    allow_context_aware: bool,
+    /// kwctl session file answering the policy's host calls, in order
+    #[arg(long, value_name = "FILE")]
+    replay_host_capabilities_interactions: Option<PathBuf>,
+    /// Policy: a .wasm module, file:// or registry:// reference, or a YAML file with one
+    /// ClusterAdmissionPolicy/AdmissionPolicy
+    #[arg(value_name = "MODULE")]
+    policy: String,
+}
+
+impl From<EvaluationArgs> for EvaluationOptions {
+    fn from(args: EvaluationArgs) -> Self {
+        Self {
+            request_path: args.request_path,
+            settings_json: args.settings_json,
+            settings_path: args.settings_path,
+            allow_context_aware: args.allow_context_aware,
+            session_path: args.replay_host_capabilities_interactions,
+            policy: args.policy,
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    #[command(flatten)]
+    evaluation: EvaluationArgs,
+}
+
+#[derive(Args, Debug)]
+struct AnnotateArgs {
+    /// policy-metadata.yml
+    #[arg(long, short = 'm', value_name = "FILE")]
+    metadata_path: PathBuf,
+    /// Usage text (e.g. README.md), stored as io.kubewarden.policy.usage
+    #[arg(long, short = 'u', value_name = "FILE")]
+    usage_path: Option<PathBuf>,
+    /// Where to write the annotated module
+    #[arg(long, short = 'o', value_name = "FILE")]
+    output_path: PathBuf,
+    /// The module to annotate
+    #[arg(value_name = "MODULE")]
+    module: PathBuf,
+}
+
+#[derive(Args, Debug)]
+struct BenchArgs {
+    #[command(flatten)]
+    evaluation: EvaluationArgs,
+    /// Timed evaluations per mode
+    #[arg(long, default_value_t = 200)]
+    iterations: usize,
+    /// Untimed evaluations per mode before timing
+    #[arg(long, default_value_t = 10)]
+    warmup: usize,
+    /// fresh: a new instance per evaluation (what the cluster pays); warm: one reused instance
+    #[arg(long, value_enum, default_value_t = ModeArg::Both)]
+    mode: ModeArg,
+    /// text: a table; json: one JSON object per mode and line
+    #[arg(long, value_enum, default_value_t = OutputArg::Text)]
+    output: OutputArg,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum ModeArg {
+    Fresh,
+    Warm,
+    Both,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum OutputArg {
+    Text,
+    Json,
+}
+
+fn execute(cli: Cli) -> Result<String> {
+    match cli.command {
+        Command::Run(args) => run(&args.evaluation.into()),
+        Command::Annotate(args) => {
+            crate::annotate::annotate(
+                &args.metadata_path,
+                args.usage_path.as_deref(),
+                &args.output_path,
+                &args.module,
+            )?;
+            Ok(String::new())
+        }
+        Command::Bench(args) => {
+            let modes = match args.mode {
+                ModeArg::Fresh => vec![InstanceMode::Fresh],
+                ModeArg::Warm => vec![InstanceMode::Warm],
+                ModeArg::Both => vec![InstanceMode::Fresh, InstanceMode::Warm],
+            };
+            let reports = bench(&BenchOptions {
+                evaluation: args.evaluation.into(),
+                iterations: args.iterations,
+                warmup: args.warmup,
+                modes,
+            })?;
+            match args.output {
+                OutputArg::Text => Ok(render_text(&reports)),
+                OutputArg::Json => render_json(&reports),
+            }
+        }
+    }
+}
+
+/// Parses the arguments, runs the command, prints its output; errors go to stderr as
+/// `Error: …` with exit code 1, like kwctl.
+pub fn main() -> ExitCode {
+    match execute(Cli::parse()) {
+        Ok(output) => {
+            if !output.is_empty() {
+                println!("{output}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("Error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! `kwrun run`: evaluate one request, print kwctl's AdmissionResponse line.
+//! The preparation here is shared with `kwrun bench`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+
+use crate::admission::AdmissionRequest;
+use crate::engine::{evaluate, CompiledPolicy, EvaluationInput, PolicyInstance};
+use crate::host::{HostEnvironment, KubernetesAccess};
+use crate::log;
+use crate::policy::PolicySource;
+use crate::session::{Exchange, Session};
+
+/// The inputs `run` and `bench` share (their common command-line flags).
+#[derive(Debug, Clone, Default)]
+pub struct EvaluationOptions {
+    pub request_path: PathBuf,
+    pub settings_json: Option<String>,
+    pub settings_path: Option<PathBuf>,
+    pub allow_context_aware: bool,
+    pub session_path: Option<PathBuf>,
+    /// A module, `file://`/`registry://` reference, or a policy manifest.
+    pub policy: String,
+}
+
+/// A policy compiled and configured, with the request to evaluate.
+pub struct PreparedEvaluation {
+    pub policy: PolicySource,
+    pub compiled: CompiledPolicy,
+    pub host: Arc<HostEnvironment>,
+    pub input: EvaluationInput,
+}
+
+impl PreparedEvaluation {
+    /// Reads every input (failing before any compilation on bad files), then compiles.
+    pub fn prepare(options: &EvaluationOptions) -> Result<Self> {
+        let policy = PolicySource::load(&options.policy)?;
+        policy.warn_if_not_annotated();
+        let request = AdmissionRequest::from_file(&options.request_path)?;
+        let settings = resolve_settings(options, &policy)?;
+        let session = options
+            .session_path
+            .as_deref()
+            .map(Session::from_file)
+            .transpose()?;
+        let access = if options.allow_context_aware {
+            KubernetesAccess::Granted(policy.context_aware_resources())
+        } else {
+            KubernetesAccess::Denied
+        };
+        let compiled = CompiledPolicy::compile(&policy.wasm)
+            .with_context(|| format!("policy module {}", policy.module_path.display()))?;
+        let input = EvaluationInput {
+            request,
+            settings,
+            allowed_to_mutate: policy.mutating(),
+            policy_id: policy.id.clone(),
+        };
+        Ok(Self {
+            policy,
+            compiled,
+            host: Arc::new(HostEnvironment::new(access, session)),
+            input,
+        })
+    }
+
+    pub fn instantiate(&self) -> Result<PolicyInstance> {
+        self.compiled.instantiate(self.host.clone())
+    }
+
+    /// Fails like kwctl when the policy rejects its settings.
+    pub fn check_settings(&self, instance: &PolicyInstance) -> Result<()> {
+        let verdict = instance.validate_settings(&self.input.settings)?;
+        if !verdict.valid {
+            bail!(
+                "Provided settings are not valid: {}",
+                verdict.message.unwrap_or_default()
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Settings by precedence: `--settings-json`, `--settings-path` (YAML or JSON), the
+/// manifest's `spec.settings`, else `{}`.
+fn resolve_settings(options: &EvaluationOptions, policy: &PolicySource) -> Result<Value> {
+    let settings = if let Some(json) = &options.settings_json {
+        serde_json::from_str(json).context("--settings-json is not valid JSON")?
+    } else if let Some(path) = &options.settings_path {
+        read_settings_file(path)?
+    } else if let Some(settings) = policy.manifest.as_ref().and_then(|m| m.settings.clone()) {
+        settings
+    } else {
+        Value::Null
+    };
+    Ok(if settings.is_null() {
+        Value::Object(Default::default())
+    } else {
+        settings
+    })
+}
+
+fn read_settings_file(path: &Path) -> Result<Value> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read settings file {}", path.display()))?;
+    // YAML is a superset of JSON: one parser reads both.
+    let settings: Option<Value> = serde_yaml::from_str(&text)
+        .with_context(|| format!("settings file {} is neither YAML nor JSON", path.display()))?;
+    Ok(settings.unwrap_or(Value::Null))
+}
+
+/// Logs exchanges the policy never asked for (not an error, as in kwctl).
+pub fn warn_unused_exchanges(unused: &[Exchange]) {
+    if unused.is_empty() {
+        return;
+    }
+    let requests: Vec<String> = unused
+        .iter()
+        .map(|exchange| exchange.request.to_string())
+        .collect();
+    log::warn(format!(
+        "Some of the recorded exchanges have not been replayed: [{}]",
+        requests.join(", ")
+    ));
+}
+
+/// Runs the policy once and returns kwctl's AdmissionResponse line.
+pub fn run(options: &EvaluationOptions) -> Result<String> {
+    let prepared = PreparedEvaluation::prepare(options)?;
+    let instance = prepared.instantiate()?;
+    prepared.check_settings(&instance)?;
+    let evaluation = evaluate(&instance, &prepared.input)?;
+    warn_unused_exchanges(&evaluation.host.unused_exchanges);
+    evaluation.response.to_json_line()
+}
