@@ -1,0 +1,731 @@
+//! End-to-end tests of the `kwrun` binary on the `floor` and `probe` policies, built to
+//! wasm32-wasip1 by the first test that needs them.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use base64::Engine as _;
+use serde_json::Value;
+
+const KWRUN: &str = env!("CARGO_BIN_EXE_kwrun");
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("kwrun lives inside the workspace")
+        .to_path_buf()
+}
+
+/// The target directory of this test run: `CARGO_TARGET_DIR`, else the one holding kwrun.
+fn target_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
+        return PathBuf::from(dir);
+    }
+    Path::new(KWRUN)
+        .parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+struct Guests {
+    floor: PathBuf,
+    probe: PathBuf,
+    /// The probe annotated with probe/metadata.yml.
+    annotated_probe: PathBuf,
+}
+
+/// Builds floor and probe once per test binary, and annotates the probe.
+fn guests() -> &'static Guests {
+    static GUESTS: OnceLock<Guests> = OnceLock::new();
+    GUESTS.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+        let target = target_dir();
+        let status = Command::new(cargo)
+            .args(["build", "--target", "wasm32-wasip1", "--release", "-p", "probe", "-p", "floor"])
+            .current_dir(workspace_root())
+            .env("CARGO_TARGET_DIR", &target)
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building the guests failed (is wasm32-wasip1 installed? `rustup target add wasm32-wasip1`)");
+        let release = target.join("wasm32-wasip1/release");
+        let shared = target.join("kwrun-tests");
+        std::fs::create_dir_all(&shared).unwrap();
+        let annotated_probe = shared.join("probe-annotated.wasm");
+        let output = kwrun(&[
+            "annotate",
+            "-m",
+            workspace_root().join("probe/metadata.yml").to_str().unwrap(),
+            "-o",
+            annotated_probe.to_str().unwrap(),
+            release.join("probe.wasm").to_str().unwrap(),
+        ]);
+        assert!(output.status.success(), "annotate failed: {}", stderr(&output));
+        Guests {
+            floor: release.join("floor.wasm"),
+            probe: release.join("probe.wasm"),
+            annotated_probe,
+        }
+    })
+}
+
+/// A fresh, empty directory for one test.
+fn scratch_dir(test: &str) -> PathBuf {
+    let dir = target_dir().join("kwrun-tests").join(test);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn kwrun(args: &[&str]) -> Output {
+    Command::new(KWRUN).args(args).output().expect("kwrun runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// The value of the `probe` annotation the patch adds.
+fn probe_annotation(output: &Output) -> String {
+    assert!(output.status.success(), "kwrun failed: {}", stderr(output));
+    let response: Value = serde_json::from_str(&stdout(output)).unwrap();
+    let patch = base64::engine::general_purpose::STANDARD
+        .decode(response["patch"].as_str().expect("a patch"))
+        .unwrap();
+    let patch: Value = serde_json::from_slice(&patch).unwrap();
+    assert_eq!(patch[0]["path"], "/metadata/annotations/probe", "{patch}");
+    patch[0]["value"].as_str().unwrap().to_string()
+}
+
+fn run_probe(extra: &[&str], module: &Path) -> Output {
+    let request = fixture("request.json");
+    let mut args = vec!["run", "--request-path", path(&request)];
+    args.extend_from_slice(extra);
+    args.push(path(module));
+    kwrun(&args)
+}
+
+const SA_FOUND: &str = r#"sa=Ok(Object {"x": String("y")})"#;
+const NS_NOT_FOUND: &str = r#"ns=Err("error invoking host capability kubernetes.get_resource: Host error: Callback evaluation failure: Cannot find v1/Namespace named 'apps' inside of namespace 'None'")"#;
+
+#[test]
+fn probe_reproduces_kwctl_byte_for_byte() {
+    let session = fixture("session.yml");
+    let output = run_probe(
+        &[
+            "--allow-context-aware",
+            "--replay-host-capabilities-interactions",
+            path(&session),
+        ],
+        &guests().annotated_probe,
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let expected = std::fs::read_to_string(fixture("out-mutation.json")).unwrap();
+    assert_eq!(stdout(&output), expected);
+    assert_eq!(
+        probe_annotation(&output),
+        format!("{SA_FOUND} {NS_NOT_FOUND}")
+    );
+    assert!(!stderr(&output).contains("WARN"), "{}", stderr(&output));
+}
+
+#[test]
+fn lookups_without_allow_context_aware_are_violations() {
+    let session = fixture("session.yml");
+    let output = run_probe(
+        &["--replay-host-capabilities-interactions", path(&session)],
+        &guests().annotated_probe,
+    );
+    assert_eq!(
+        probe_annotation(&output),
+        "sa=Err(\"error invoking host capability kubernetes.get_resource: Host error: Policy has not been granted access to Kubernetes v1/ServiceAccount resources. The violation has been reported.\") \
+         ns=Err(\"error invoking host capability kubernetes.get_resource: Host error: Policy has not been granted access to Kubernetes v1/Namespace resources. The violation has been reported.\")"
+    );
+    let log = stderr(&output);
+    assert!(
+        log.contains("ERROR")
+            && log
+                .contains("Policy tried to access a Kubernetes resource it doesn't have access to"),
+        "{log}"
+    );
+    // Nothing was replayed.
+    assert!(
+        log.contains("Some of the recorded exchanges have not been replayed"),
+        "{log}"
+    );
+}
+
+#[test]
+fn an_unexpected_request_reaches_the_guest_as_a_replay_error() {
+    let session = fixture("session-unexpected.yml");
+    let output = run_probe(
+        &[
+            "--allow-context-aware",
+            "--replay-host-capabilities-interactions",
+            path(&session),
+        ],
+        &guests().annotated_probe,
+    );
+    let annotation = probe_annotation(&output);
+    assert!(
+        annotation.starts_with(
+            r#"sa=Err("error invoking host capability kubernetes.get_resource: Host error: Callback evaluation failure: Replay error: unexpected request. Was expecting KubernetesGetResource { api_version: \"v1\", kind: \"ServiceAccount\", name: \"other\", namespace: Some(\"apps\"), disable_cache: false, field_masks: Some({\"metadata.annotations\", \"metadata.ownerReferences\"}) }, got KubernetesGetResource { api_version: \"v1\", kind: \"ServiceAccount\", name: \"default\","#
+        ),
+        "{annotation}"
+    );
+    // The mismatched exchange was consumed; the Namespace lookup gets the next one.
+    assert!(annotation.ends_with(NS_NOT_FOUND), "{annotation}");
+}
+
+#[test]
+fn leftover_exchanges_are_a_warning_only() {
+    let session = fixture("session-leftover.yml");
+    let output = run_probe(
+        &[
+            "--allow-context-aware",
+            "--replay-host-capabilities-interactions",
+            path(&session),
+        ],
+        &guests().annotated_probe,
+    );
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(
+        probe_annotation(&output),
+        format!("{SA_FOUND} {NS_NOT_FOUND}")
+    );
+    let log = stderr(&output);
+    assert!(
+        log.contains("WARN kwrun: Some of the recorded exchanges have not been replayed")
+            && log.contains(r#"name: "never-asked""#),
+        "{log}"
+    );
+}
+
+#[test]
+fn granted_lookups_without_a_session_report_no_cluster() {
+    let output = run_probe(&["--allow-context-aware"], &guests().annotated_probe);
+    let annotation = probe_annotation(&output);
+    assert!(
+        annotation.starts_with("sa=Err(\"error invoking host capability kubernetes.get_resource: Host error: Callback evaluation failure: Cannot connect to the Kubernetes cluster"),
+        "{annotation}"
+    );
+}
+
+/// Metadata sections of a module, with their content.
+fn metadata_sections(wasm: &[u8]) -> Vec<Value> {
+    wasmparser::Parser::new(0)
+        .parse_all(wasm)
+        .filter_map(|payload| match payload.unwrap() {
+            wasmparser::Payload::CustomSection(section)
+                if section.name() == "io.kubewarden.metadata" =>
+            {
+                Some(serde_json::from_slice(section.data()).unwrap())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn annotate_writes_one_metadata_section() {
+    let dir = scratch_dir("annotate");
+    let usage = dir.join("README.md");
+    std::fs::write(&usage, "# probe\n\nUsed by kwrun's tests.\n").unwrap();
+    let metadata = workspace_root().join("probe/metadata.yml");
+    let once = dir.join("once.wasm");
+    let twice = dir.join("twice.wasm");
+    for (input, output) in [(&guests().probe, &once), (&once, &twice)] {
+        let result = kwrun(&[
+            "annotate",
+            "-m",
+            path(&metadata),
+            "-u",
+            path(&usage),
+            "-o",
+            path(output),
+            path(input),
+        ]);
+        assert!(result.status.success(), "{}", stderr(&result));
+    }
+    assert!(metadata_sections(&std::fs::read(&guests().probe).unwrap()).is_empty());
+    for module in [&once, &twice] {
+        let sections = metadata_sections(&std::fs::read(module).unwrap());
+        assert_eq!(sections.len(), 1, "{}", module.display());
+        let section = &sections[0];
+        assert_eq!(section["protocolVersion"], "v1");
+        assert_eq!(section["mutating"], true);
+        assert_eq!(section["executionMode"], "kubewarden-wapc");
+        assert_eq!(section["contextAwareResources"][1]["kind"], "Namespace");
+        assert_eq!(
+            section["annotations"]["io.kubewarden.policy.usage"],
+            "# probe\n\nUsed by kwrun's tests.\n"
+        );
+        assert_eq!(
+            section["annotations"]["io.kubewarden.kwctl"],
+            format!("kwrun {}", env!("CARGO_PKG_VERSION"))
+        );
+        assert_eq!(
+            section["annotations"]["io.kubewarden.policy.title"],
+            "probe"
+        );
+    }
+    // The annotated module still runs.
+    let output = run_probe(&[], &twice);
+    assert!(output.status.success(), "{}", stderr(&output));
+}
+
+#[test]
+fn annotate_rejects_invalid_metadata() {
+    let dir = scratch_dir("annotate-invalid");
+    let metadata = dir.join("metadata.yml");
+    std::fs::write(&metadata, "mutating: true\n").unwrap();
+    let output = kwrun(&[
+        "annotate",
+        "-m",
+        path(&metadata),
+        "-o",
+        path(&dir.join("out.wasm")),
+        path(&guests().probe),
+    ]);
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("`rules` is missing"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(!dir.join("out.wasm").exists());
+}
+
+#[test]
+fn invalid_settings_fail_like_kwctl() {
+    let output = run_probe(
+        &["--settings-json", r#"{"reject": "settings say no"}"#],
+        &guests().floor,
+    );
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("Error: Provided settings are not valid: settings say no"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(stdout(&output).is_empty());
+}
+
+#[test]
+fn settings_files_may_be_yaml() {
+    let dir = scratch_dir("settings-yaml");
+    let settings = dir.join("settings.yaml");
+    std::fs::write(&settings, "reject: from a YAML file\n").unwrap();
+    let output = run_probe(&["--settings-path", path(&settings)], &guests().floor);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("Provided settings are not valid: from a YAML file"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn an_unannotated_module_runs_as_mutating_with_a_warning() {
+    let output = run_probe(&[], &guests().floor);
+    assert!(output.status.success(), "{}", stderr(&output));
+    // The floor hands the object back unchanged: an empty patch, "[]".
+    assert_eq!(
+        stdout(&output),
+        "{\"uid\":\"1299d386-525b-4032-98ae-1949f69f9cfc\",\"allowed\":true,\"patchType\":\"JSONPatch\",\"patch\":\"W10=\",\"auditAnnotations\":null,\"warnings\":null}\n"
+    );
+    assert!(
+        stderr(&output).contains("WARN kwrun:") && stderr(&output).contains("is not annotated"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn a_mutation_from_a_non_mutating_policy_is_rejected() {
+    let dir = scratch_dir("non-mutating");
+    let metadata = dir.join("metadata.yml");
+    std::fs::write(&metadata, "rules: []\nmutating: false\n").unwrap();
+    let module = dir.join("floor-validating.wasm");
+    let output = kwrun(&[
+        "annotate",
+        "-m",
+        path(&metadata),
+        "-o",
+        path(&module),
+        path(&guests().floor),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let output = run_probe(&[], &module);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        stdout(&output),
+        "{\"uid\":\"1299d386-525b-4032-98ae-1949f69f9cfc\",\"allowed\":false,\"status\":{\"message\":\"Request rejected by policy floor-validating.wasm. The policy attempted to mutate the request, but it is currently configured to not allow mutations.\"},\"auditAnnotations\":null,\"warnings\":null}\n"
+    );
+}
+
+#[test]
+fn bad_request_files_are_clear_errors() {
+    let dir = scratch_dir("bad-requests");
+    let missing = dir.join("missing.json");
+    let output = run_probe_with_request(&missing);
+    assert_ne!(output.status.code(), Some(0));
+    assert!(
+        stderr(&output).contains("Error: cannot read request file")
+            && stderr(&output).contains("missing.json"),
+        "{}",
+        stderr(&output)
+    );
+
+    let malformed = dir.join("malformed.json");
+    std::fs::write(&malformed, "{\"uid\": ").unwrap();
+    let output = run_probe_with_request(&malformed);
+    assert_ne!(output.status.code(), Some(0));
+    assert!(
+        stderr(&output).contains("is not valid JSON"),
+        "{}",
+        stderr(&output)
+    );
+
+    let not_a_request = dir.join("pod.json");
+    std::fs::write(&not_a_request, r#"{"apiVersion": "v1", "kind": "Pod"}"#).unwrap();
+    let output = run_probe_with_request(&not_a_request);
+    assert_ne!(output.status.code(), Some(0));
+    assert!(
+        stderr(&output).contains("not an AdmissionRequest"),
+        "{}",
+        stderr(&output)
+    );
+
+    let wrapped = dir.join("wrapped.json");
+    let request: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("request.json")).unwrap()).unwrap();
+    std::fs::write(
+        &wrapped,
+        serde_json::json!({"request": request}).to_string(),
+    )
+    .unwrap();
+    let output = run_probe_with_request(&wrapped);
+    assert!(output.status.success(), "{}", stderr(&output));
+}
+
+fn run_probe_with_request(request: &Path) -> Output {
+    kwrun(&[
+        "run",
+        "--request-path",
+        path(request),
+        path(&guests().annotated_probe),
+    ])
+}
+
+#[test]
+fn command_line_mistakes_are_errors_and_help_works() {
+    for command in ["run", "annotate", "bench"] {
+        let output = kwrun(&[command, "--help"]);
+        assert!(output.status.success(), "{command} --help");
+        assert!(
+            stdout(&output).contains("Usage: kwrun"),
+            "{}",
+            stdout(&output)
+        );
+    }
+    let output = kwrun(&["run", "--no-such-flag"]);
+    assert_ne!(output.status.code(), Some(0));
+    assert!(stderr(&output).contains("--no-such-flag"));
+    let output = kwrun(&[
+        "run",
+        "--request-path",
+        "r.json",
+        path(&fixture("does-not-exist.wasm")),
+    ]);
+    assert_ne!(output.status.code(), Some(0));
+    assert!(
+        stderr(&output).contains("Error: cannot read policy"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+/// A module that exports waPC's `__guest_call` and traps in it.
+fn trapping_module() -> Vec<u8> {
+    use wasm_encoder::*;
+    let mut module = Module::new();
+    let mut types = TypeSection::new();
+    types
+        .ty()
+        .function([ValType::I32, ValType::I32], [ValType::I32]);
+    module.section(&types);
+    let mut functions = FunctionSection::new();
+    functions.function(0);
+    module.section(&functions);
+    let mut memories = MemorySection::new();
+    memories.memory(MemoryType {
+        minimum: 1,
+        maximum: None,
+        memory64: false,
+        shared: false,
+        page_size_log2: None,
+    });
+    module.section(&memories);
+    let mut exports = ExportSection::new();
+    exports.export("__guest_call", ExportKind::Func, 0);
+    exports.export("memory", ExportKind::Memory, 0);
+    module.section(&exports);
+    let mut code = CodeSection::new();
+    let mut body = Function::new([]);
+    body.instruction(&Instruction::Unreachable);
+    body.instruction(&Instruction::End);
+    code.function(&body);
+    module.section(&code);
+    module.finish()
+}
+
+#[test]
+fn a_trapping_module_is_an_error() {
+    let dir = scratch_dir("trap");
+    let module = dir.join("trap.wasm");
+    std::fs::write(&module, trapping_module()).unwrap();
+    let output = run_probe(&[], &module);
+    assert_eq!(output.status.code(), Some(1));
+    let log = stderr(&output);
+    assert!(
+        log.contains("Error: the policy's `validate_settings` failed: Guest call failure: error while executing"),
+        "{log}"
+    );
+    assert!(stdout(&output).is_empty());
+}
+
+fn copy_into(dir: &Path, from: &Path, name: &str) -> PathBuf {
+    let to = dir.join(name);
+    std::fs::copy(from, &to).unwrap();
+    to
+}
+
+#[test]
+fn a_cluster_admission_policy_runs_like_its_module() {
+    let dir = scratch_dir("manifest");
+    copy_into(&dir, &guests().annotated_probe, "probe.wasm");
+    let manifest = copy_into(&dir, &fixture("probe-policy.yml"), "probe-policy.yml");
+    let session = fixture("session.yml");
+    let output = run_probe(
+        &[
+            "--allow-context-aware",
+            "--replay-host-capabilities-interactions",
+            path(&session),
+        ],
+        &manifest,
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        stdout(&output),
+        std::fs::read_to_string(fixture("out-mutation.json")).unwrap()
+    );
+}
+
+#[test]
+fn the_manifest_resources_replace_the_module_metadata() {
+    let dir = scratch_dir("manifest-sa-only");
+    copy_into(&dir, &guests().annotated_probe, "probe.wasm");
+    let manifest = copy_into(&dir, &fixture("probe-policy-sa-only.yml"), "policy.yml");
+    let session = fixture("session.yml");
+    let output = run_probe(
+        &[
+            "--allow-context-aware",
+            "--replay-host-capabilities-interactions",
+            path(&session),
+        ],
+        &manifest,
+    );
+    assert_eq!(
+        probe_annotation(&output),
+        format!("{SA_FOUND} ns=Err(\"error invoking host capability kubernetes.get_resource: Host error: Policy has not been granted access to Kubernetes v1/Namespace resources. The violation has been reported.\")")
+    );
+}
+
+#[test]
+fn the_manifest_settings_are_used_unless_overridden() {
+    let dir = scratch_dir("manifest-settings");
+    copy_into(&dir, &guests().floor, "floor.wasm");
+    let manifest = copy_into(&dir, &fixture("floor-policy.yml"), "floor-policy.yml");
+    let output = run_probe(&[], &manifest);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains(
+            "Error: Provided settings are not valid: rejected by the manifest's settings"
+        ),
+        "{}",
+        stderr(&output)
+    );
+    let output = run_probe(&["--settings-json", "{}"], &manifest);
+    assert!(output.status.success(), "{}", stderr(&output));
+}
+
+#[test]
+fn registry_modules_come_from_the_kwctl_store() {
+    let dir = scratch_dir("manifest-registry");
+    let store = dir.join("store");
+    let manifest = dir.join("policy.yml");
+    std::fs::write(
+        &manifest,
+        "apiVersion: policies.kubewarden.io/v1\nkind: ClusterAdmissionPolicy\nmetadata: {name: probe}\nspec:\n  module: registry://registry.example.com/kubewarden/probe:v0.1.0\n  mutating: true\n  contextAwareResources:\n  - {apiVersion: v1, kind: ServiceAccount}\n  - {apiVersion: v1, kind: Namespace}\n",
+    )
+    .unwrap();
+    let session = fixture("session.yml");
+    let request = fixture("request.json");
+    let args = [
+        "run",
+        "--request-path",
+        path(&request),
+        "--allow-context-aware",
+        "--replay-host-capabilities-interactions",
+        path(&session),
+        path(&manifest),
+    ];
+    let stored = store.join("registry/registry.example.com/kubewarden/probe:v0.1.0");
+
+    let output = Command::new(KWRUN)
+        .args(args)
+        .env("KWCTL_STORE", &store)
+        .output()
+        .unwrap();
+    assert_ne!(output.status.code(), Some(0));
+    let log = stderr(&output);
+    assert!(
+        log.contains(path(&stored)) && log.contains("kwctl pull"),
+        "{log}"
+    );
+
+    std::fs::create_dir_all(stored.parent().unwrap()).unwrap();
+    std::fs::copy(&guests().annotated_probe, &stored).unwrap();
+    let output = Command::new(KWRUN)
+        .args(args)
+        .env("KWCTL_STORE", &store)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        stdout(&output),
+        std::fs::read_to_string(fixture("out-mutation.json")).unwrap()
+    );
+}
+
+#[test]
+fn a_manifest_without_exactly_one_policy_is_an_error() {
+    let dir = scratch_dir("manifest-none");
+    let manifest = dir.join("rbac.yml");
+    std::fs::write(
+        &manifest,
+        "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: x}\n",
+    )
+    .unwrap();
+    let output = run_probe(&[], &manifest);
+    assert_ne!(output.status.code(), Some(0));
+    assert!(
+        stderr(&output).contains("expected exactly one ClusterAdmissionPolicy or AdmissionPolicy"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+fn bench_lines(extra: &[&str], module: &Path) -> Vec<Value> {
+    let request = fixture("request.json");
+    let mut args = vec![
+        "bench",
+        "--request-path",
+        path(&request),
+        "--iterations",
+        "20",
+        "--warmup",
+        "2",
+        "--output",
+        "json",
+    ];
+    args.extend_from_slice(extra);
+    args.push(path(module));
+    let output = kwrun(&args);
+    assert!(output.status.success(), "{}", stderr(&output));
+    stdout(&output)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+#[test]
+fn bench_reports_fresh_and_warm_on_the_floor() {
+    let lines = bench_lines(&[], &guests().floor);
+    assert_eq!(lines.len(), 2);
+    for (line, mode) in lines.iter().zip(["fresh", "warm"]) {
+        assert_eq!(line["mode"], mode);
+        assert_eq!(line["iterations"], 20);
+        assert_eq!(line["lookups_per_evaluation"], 0);
+        let (min, median, p99) = (
+            line["min_us"].as_f64().unwrap(),
+            line["median_us"].as_f64().unwrap(),
+            line["p99_us"].as_f64().unwrap(),
+        );
+        assert!(min > 0.0 && min <= median && median <= p99, "{line}");
+        assert!(
+            line["evaluations_per_second"].as_f64().unwrap() > 0.0,
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn bench_replays_the_session_for_every_evaluation() {
+    let session = fixture("session.yml");
+    // bench fails when an evaluation's answer differs from the first one, so a session
+    // consumed once (the later lookups answered "empty") would fail here.
+    let lines = bench_lines(
+        &[
+            "--allow-context-aware",
+            "--replay-host-capabilities-interactions",
+            path(&session),
+        ],
+        &guests().annotated_probe,
+    );
+    assert_eq!(lines.len(), 2);
+    for line in &lines {
+        assert_eq!(line["lookups_per_evaluation"], 2, "{line}");
+    }
+}
+
+#[test]
+fn bench_text_output_is_a_table() {
+    let request = fixture("request.json");
+    let output = kwrun(&[
+        "bench",
+        "--request-path",
+        path(&request),
+        "--iterations",
+        "3",
+        "--warmup",
+        "0",
+        "--mode",
+        "warm",
+        path(&guests().floor),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(
+        lines[0].starts_with("mode") && lines[1].starts_with("warm"),
+        "{text}"
+    );
+}
