@@ -58,6 +58,14 @@ pub fn metadata_json(
             bail!("metadata: `contextAwareResources` must be a list of {{apiVersion, kind}}");
         }
     }
+    if let Some(capabilities) = metadata.get("hostCapabilities") {
+        let valid = capabilities
+            .as_array()
+            .is_some_and(|list| list.iter().all(Value::is_string));
+        if !valid {
+            bail!("metadata: `hostCapabilities` must be a list of `namespace/operation` strings");
+        }
+    }
     let annotations = metadata
         .entry("annotations")
         .or_insert_with(|| Value::Object(Map::new()));
@@ -166,6 +174,10 @@ mod tests {
             (
                 "rules: []\nmutating: true\nannotations: {a: 1}\n",
                 "annotation \"a\" must be a string",
+            ),
+            (
+                "rules: []\nmutating: true\nhostCapabilities: kubernetes/get_resource\n",
+                "`hostCapabilities` must be a list",
             ),
             ("- a\n", "must be a YAML mapping"),
         ] {

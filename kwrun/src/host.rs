@@ -53,6 +53,33 @@ impl KubernetesAccess {
     }
 }
 
+/// Which host calls (`namespace/operation`) the policy may make at all: the metadata's
+/// `hostCapabilities` (Kubewarden >= 1.35). Logging is never gated.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum HostCapabilities {
+    /// No `hostCapabilities` in the metadata: every call, as on older hosts.
+    #[default]
+    AllowAll,
+    /// Only these; an entry ending in `*` allows every path starting with what precedes it.
+    Only(Vec<String>),
+}
+
+impl HostCapabilities {
+    pub fn from_metadata(declared: Option<&[String]>) -> Self {
+        declared.map_or(Self::AllowAll, |list| Self::Only(list.to_vec()))
+    }
+
+    fn allows(&self, capability: &str) -> bool {
+        match self {
+            Self::AllowAll => true,
+            Self::Only(list) => list.iter().any(|entry| match entry.strip_suffix('*') {
+                Some(prefix) => capability.starts_with(prefix),
+                None => entry == capability,
+            }),
+        }
+    }
+}
+
 /// What the host saw during one evaluation.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HostReport {
@@ -71,6 +98,7 @@ struct EvaluationState {
 /// Serves the host calls of one policy instance. One environment may serve many
 /// evaluations (a warm instance); each `begin_evaluation` replays the session afresh.
 pub struct HostEnvironment {
+    capabilities: HostCapabilities,
     access: KubernetesAccess,
     session: Option<Session>,
     state: Mutex<EvaluationState>,
@@ -79,12 +107,19 @@ pub struct HostEnvironment {
 impl HostEnvironment {
     pub fn new(access: KubernetesAccess, session: Option<Session>) -> Self {
         let environment = Self {
+            capabilities: HostCapabilities::AllowAll,
             access,
             session,
             state: Mutex::new(EvaluationState::default()),
         };
         environment.begin_evaluation();
         environment
+    }
+
+    /// Restricts the host calls to the declared capabilities.
+    pub fn with_capabilities(mut self, capabilities: HostCapabilities) -> Self {
+        self.capabilities = capabilities;
+        self
     }
 
     /// Resets the replay and the lookup count for the next evaluation.
@@ -128,6 +163,16 @@ impl HostEnvironment {
                 print_guest_log(payload);
                 Ok(Vec::new())
             }
+            (KUBEWARDEN_BINDING, namespace, operation)
+                if !self
+                    .capabilities
+                    .allows(&format!("{namespace}/{operation}")) =>
+            {
+                if namespace == "kubernetes" {
+                    self.lock_state().lookups += 1;
+                }
+                Err(self.capability_denied(&format!("{namespace}/{operation}")))
+            }
             (KUBEWARDEN_BINDING, "kubernetes", operation) => {
                 self.lock_state().lookups += 1;
                 match operation {
@@ -140,6 +185,20 @@ impl HostEnvironment {
                 Err(unsupported(&format!("{binding}/{namespace}"), operation))
             }
         }
+    }
+
+    fn capability_denied(&self, capability: &str) -> String {
+        let allowed = match &self.capabilities {
+            HostCapabilities::AllowAll => "all".to_string(),
+            HostCapabilities::Only(list) => format!("[{}]", list.join(", ")),
+        };
+        log::error(format!(
+            "Policy tried to use a host capability it doesn't have access to \
+             capability={capability} allowed_capabilities={allowed}"
+        ));
+        format!(
+            "Policy has not been granted access to the '{capability}' host capability. The violation has been reported."
+        )
     }
 
     fn get_resource(&self, payload: &[u8]) -> Result<Vec<u8>, String> {
@@ -331,6 +390,34 @@ mod tests {
             )
             .unwrap()
             .is_empty());
+    }
+
+    #[test]
+    fn host_capabilities_gate_every_call_but_logging() {
+        let least_privilege = HostCapabilities::Only(vec!["kubernetes/get_resource".to_string()]);
+        let environment = HostEnvironment::new(granted(), Some(sample_session()))
+            .with_capabilities(least_privilege);
+        assert!(get(&environment, SA_PAYLOAD).is_ok());
+        assert_eq!(
+            environment
+                .handle_host_call("kubewarden", "kubernetes", "list_resources_all", b"{}")
+                .unwrap_err(),
+            "Policy has not been granted access to the 'kubernetes/list_resources_all' host capability. The violation has been reported."
+        );
+        assert!(environment
+            .handle_host_call("kubewarden", "net", "v1/dns_lookup_host", b"\"x\"")
+            .unwrap_err()
+            .contains("'net/v1/dns_lookup_host' host capability"));
+        assert!(environment
+            .handle_host_call("kubewarden", "tracing", "log", b"{}")
+            .is_ok());
+        assert_eq!(environment.finish_evaluation().lookups, 2);
+
+        let wildcard = HostCapabilities::Only(vec!["kubernetes/*".to_string()]);
+        assert!(wildcard.allows("kubernetes/get_resource"));
+        assert!(!wildcard.allows("oci/v1/verify"));
+        assert!(!HostCapabilities::Only(vec![]).allows("x/y"));
+        assert!(HostCapabilities::from_metadata(None).allows("oci/v1/verify"));
     }
 
     #[test]

@@ -32,6 +32,9 @@ pub struct PolicyMetadata {
     pub mutating: bool,
     pub execution_mode: Option<String>,
     pub context_aware_resources: Vec<ContextAwareResource>,
+    /// Host calls (`namespace/operation`) the policy may make (Kubewarden >= 1.35); `None`
+    /// means all, as on older hosts.
+    pub host_capabilities: Option<Vec<String>>,
 }
 
 impl PolicyMetadata {
@@ -194,6 +197,14 @@ mod tests {
                 api_version: "v1".into(),
                 kind: "Namespace".into()
             }]
+        );
+        assert_eq!(metadata.host_capabilities, None);
+        let least_privilege =
+            PolicyMetadata::from_json(br#"{"hostCapabilities":["kubernetes/get_resource"]}"#)
+                .unwrap();
+        assert_eq!(
+            least_privilege.host_capabilities,
+            Some(vec!["kubernetes/get_resource".to_string()])
         );
         assert!(!PolicyMetadata::from_json(b"{}").unwrap().mutating);
         let error = PolicyMetadata::from_json(br#"{"executionMode":"opa"}"#).unwrap_err();

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::admission::AdmissionRequest;
 use crate::engine::{evaluate, CompiledPolicy, EvaluationInput, PolicyInstance};
-use crate::host::{HostEnvironment, KubernetesAccess};
+use crate::host::{HostCapabilities, HostEnvironment, KubernetesAccess};
 use crate::log;
 use crate::policy::PolicySource;
 use crate::session::{Exchange, Session};
@@ -59,10 +59,17 @@ impl PreparedEvaluation {
             allowed_to_mutate: policy.mutating(),
             policy_id: policy.id.clone(),
         };
+        let capabilities = HostCapabilities::from_metadata(
+            policy
+                .metadata
+                .as_ref()
+                .and_then(|metadata| metadata.host_capabilities.as_deref()),
+        );
+        let host = HostEnvironment::new(access, session).with_capabilities(capabilities);
         Ok(Self {
             policy,
             compiled,
-            host: Arc::new(HostEnvironment::new(access, session)),
+            host: Arc::new(host),
             input,
         })
     }

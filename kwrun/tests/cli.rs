@@ -290,6 +290,46 @@ fn annotate_writes_one_metadata_section() {
 }
 
 #[test]
+fn declared_host_capabilities_gate_the_lookups() {
+    let dir = scratch_dir("host-capabilities");
+    let metadata = dir.join("metadata.yml");
+    let probe_metadata =
+        std::fs::read_to_string(workspace_root().join("probe/metadata.yml")).unwrap();
+    std::fs::write(
+        &metadata,
+        format!("{probe_metadata}hostCapabilities:\n  - kubernetes/list_resources_all\n"),
+    )
+    .unwrap();
+    let module = dir.join("probe-no-get.wasm");
+    let output = kwrun(&[
+        "annotate",
+        "-m",
+        path(&metadata),
+        "-o",
+        path(&module),
+        path(&guests().probe),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let session = fixture("session.yml");
+    let output = run_probe(
+        &[
+            "--allow-context-aware",
+            "--replay-host-capabilities-interactions",
+            path(&session),
+        ],
+        &module,
+    );
+    assert!(
+        probe_annotation(&output).starts_with("sa=Err(\"error invoking host capability kubernetes.get_resource: Host error: Policy has not been granted access to the 'kubernetes/get_resource' host capability. The violation has been reported.\")"),
+        "{}",
+        probe_annotation(&output)
+    );
+    assert!(
+        stderr(&output).contains("Policy tried to use a host capability it doesn't have access to")
+    );
+}
+
+#[test]
 fn annotate_rejects_invalid_metadata() {
     let dir = scratch_dir("annotate-invalid");
     let metadata = dir.join("metadata.yml");
