@@ -46,6 +46,6 @@ for dir in bench/*/; do
   done
 done
 echo
-printf 'policy.wasm: %s bytes (%.2f MiB); floor.wasm: %s bytes (%.2f MiB)\n' \
-  "$(stat -c %s "$policy")" "$(awk -v b="$(stat -c %s "$policy")" 'BEGIN {print b/1048576}')" \
+printf "policy.wasm: %s bytes (%.2f MiB); annotated: %s bytes; floor.wasm: %s bytes (%.2f MiB)\n" \
+  "$(stat -c %s policy.wasm)" "$(awk -v b="$(stat -c %s policy.wasm)" "BEGIN {print b/1048576}")" "$(stat -c %s "$policy")" \
   "$(stat -c %s "$floor")" "$(awk -v b="$(stat -c %s "$floor")" 'BEGIN {print b/1048576}')"
