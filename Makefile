@@ -68,3 +68,16 @@ floor.wasm: floor/src/lib.rs floor/Cargo.toml | wasm-target
 # Policy vs floor, fresh and warm instances, on the scenarios in bench/ (see README).
 bench: annotated-policy.wasm floor.wasm $(KWRUN)
 	@scripts/bench.sh "$(KWRUN)" annotated-policy.wasm floor.wasm
+
+# Publishes annotated-policy.wasm to an OCI registry. Needs the real kwctl (kwrun cannot push)
+# and a registry login (docker login / ~/.docker/config.json):
+#   make push KWCTL=kwctl
+#   make push KWCTL=kwctl REGISTRY_REF=registry://registry.example.com/policies/cwii:v0.1.0
+# VERSION is the root package's version in Cargo.toml.
+VERSION := $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' Cargo.toml | head -n 1)
+REGISTRY_REF ?= registry://ghcr.io/cwii-dev/policies/cwii:v$(VERSION)
+push: $(if $(filter $(KWRUN),$(KWCTL)),,annotated-policy.wasm)
+	@if [ "$(KWCTL)" = "$(KWRUN)" ]; then \
+	  echo "make push needs the real kwctl (kwrun has no push): make push KWCTL=kwctl [REGISTRY_REF=registry://HOST/PATH:TAG]" >&2; exit 2; fi
+	@command -v "$(KWCTL)" >/dev/null || { echo "make push: $(KWCTL) not found; install kwctl from https://github.com/kubewarden/kubewarden-controller/releases" >&2; exit 2; }
+	$(KWCTL) push annotated-policy.wasm $(REGISTRY_REF)
