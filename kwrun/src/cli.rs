@@ -28,6 +28,22 @@ enum Command {
     Annotate(AnnotateArgs),
     /// Time `validate` on fresh and warm instances of a module compiled once
     Bench(BenchArgs),
+    /// Send raw bytes to one waPC export and print the guest's raw answer (kwrun only:
+    /// for payloads kwctl cannot send, such as a `validate` payload that is not JSON)
+    Call(CallArgs),
+}
+
+#[derive(Args, Debug)]
+struct CallArgs {
+    /// File whose bytes are the payload, unchanged
+    #[arg(long, value_name = "FILE")]
+    payload_path: PathBuf,
+    /// The module (or reference, or manifest) to call
+    #[arg(value_name = "MODULE")]
+    policy: String,
+    /// The export: validate, validate_settings or protocol_version
+    #[arg(value_name = "FUNCTION")]
+    function: String,
 }
 
 #[derive(Args, Debug)]
@@ -130,6 +146,10 @@ fn execute(cli: Cli) -> Result<String> {
                 &args.module,
             )?;
             Ok(String::new())
+        }
+        Command::Call(args) => {
+            let answer = crate::run::call_raw(&args.policy, &args.function, &args.payload_path)?;
+            Ok(String::from_utf8_lossy(&answer).into_owned())
         }
         Command::Bench(args) => {
             let modes = match args.mode {

@@ -143,3 +143,16 @@ pub fn run(options: &EvaluationOptions) -> Result<String> {
     warn_unused_exchanges(&evaluation.host.unused_exchanges);
     evaluation.response.to_json_line()
 }
+
+/// Calls one export with a file's bytes as the payload, with no cluster access: for inputs
+/// kwctl cannot express. Returns the guest's answer bytes.
+pub fn call_raw(policy: &str, function: &str, payload_path: &Path) -> Result<Vec<u8>> {
+    let policy = PolicySource::load(policy)?;
+    let payload = std::fs::read(payload_path)
+        .with_context(|| format!("cannot read the payload file {}", payload_path.display()))?;
+    let compiled = CompiledPolicy::compile(&policy.wasm)
+        .with_context(|| format!("policy module {}", policy.module_path.display()))?;
+    let host = HostEnvironment::new(KubernetesAccess::Denied, None);
+    let instance = compiled.instantiate(Arc::new(host))?;
+    instance.call(function, &payload)
+}

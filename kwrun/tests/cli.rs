@@ -769,3 +769,28 @@ fn bench_text_output_is_a_table() {
         "{text}"
     );
 }
+
+#[test]
+fn call_sends_raw_bytes_and_prints_the_raw_answer() {
+    let dir = scratch_dir("call");
+    let payload = dir.join("payload");
+    std::fs::write(&payload, b"not json at all").unwrap();
+    let floor = path(&guests().floor).to_string();
+    let output = kwrun(&[
+        "call",
+        "--payload-path",
+        path(&payload),
+        &floor,
+        "protocol_version",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(stdout(&output).trim(), "\"v1\"");
+    // The floor's validate cannot parse it: the guest's own error surfaces as a failure.
+    let output = kwrun(&["call", "--payload-path", path(&payload), &floor, "validate"]);
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("the policy's `validate` failed"),
+        "{}",
+        stderr(&output)
+    );
+}
