@@ -649,3 +649,58 @@ invalid_settings() {
     and .spec.containers[0].env[1:] == $e'
   patch_has 'map(select(.op != "add")) == []'
 }
+
+@test "malformed: a validate payload that is not JSON gets a clear denial, never a trap" {
+  # kwctl always sends well-formed JSON; kwrun's `call` hands the module raw bytes, the way a
+  # broken or hostile host could. Skipped under a runner without it.
+  "$KWCTL" call --help >/dev/null 2>&1 || skip "$KWCTL has no call subcommand (kwrun only)"
+  local module="$REPO_ROOT/policy.wasm"
+  printf 'not json {' >"$BATS_TEST_TMPDIR/payload"
+  run "$KWCTL" call --payload-path "$BATS_TEST_TMPDIR/payload" "$module" validate
+  [ "$status" -eq 0 ]
+  jq -e '.accepted == false and .code == 400 and .mutated_object == null
+    and (.message | startswith("cwii: cannot read the admission request: "))' <<<"$output"
+  head -c 4096 /dev/urandom >"$BATS_TEST_TMPDIR/payload"
+  run "$KWCTL" call --payload-path "$BATS_TEST_TMPDIR/payload" "$module" validate
+  [ "$status" -eq 0 ]
+  jq -e '.accepted == false and .code == 400' <<<"$output"
+  printf '{"request": 7, "settings": {}}' >"$BATS_TEST_TMPDIR/payload"
+  run "$KWCTL" call --payload-path "$BATS_TEST_TMPDIR/payload" "$module" validate
+  [ "$status" -eq 0 ]
+  jq -e '.accepted == false and .code == 400 and (.message | startswith("cwii: cannot read the admission request: "))' <<<"$output"
+  printf '[[[' >"$BATS_TEST_TMPDIR/payload"
+  run "$KWCTL" call --payload-path "$BATS_TEST_TMPDIR/payload" "$module" validate_settings
+  [ "$status" -eq 0 ]
+  jq -e '.valid == false and (.message | startswith("settings are not valid JSON: "))' <<<"$output"
+}
+
+# ============================================================ the example manifest
+
+@test "the example ClusterAdmissionPolicy runs in place of a module: its settings apply" {
+  # The manifest names registry://ghcr.io/cwii-dev/policies/cwii:v0.1.0; put the built module
+  # where kwctl (and kwrun) keep pulled policies, in a private cache.
+  local module
+  module=$(sed -n 's|^ *module: registry://||p' "$REPO_ROOT/examples/cluster-admission-policy.yaml")
+  [ -n "$module" ]
+  export XDG_CACHE_HOME="$BATS_TEST_TMPDIR/cache"
+  unset KWCTL_STORE
+  mkdir -p "$(dirname "$XDG_CACHE_HOME/kubewarden/store/registry/$module")"
+  cp "$POLICY" "$XDG_CACHE_HOME/kubewarden/store/registry/$module"
+  # The pod names no tenant: it can only come from the manifest's settings.defaults.
+  jq 'del(.object.metadata.annotations["cwii.dev/az-tenant-id"])' \
+    "$DATA/az-pod-annotations/request.json" >"$BATS_TEST_TMPDIR/request.json"
+  REQUEST="$BATS_TEST_TMPDIR/request.json"
+  run_manifest() {
+    "$KWCTL" run --request-path "$REQUEST" --allow-context-aware \
+      --replay-host-capabilities-interactions "$DATA/az-pod-annotations/session.yml" \
+      "$REPO_ROOT/examples/cluster-admission-policy.yaml" 2>"$BATS_TEST_TMPDIR/stderr"
+  }
+  run run_manifest
+  RESPONSE="$BATS_TEST_TMPDIR/response.json"
+  POD="$BATS_TEST_TMPDIR/pod.json"
+  printf '%s\n' "$output" >"$RESPONSE"
+  mutated
+  [ "$(env_of app AZURE_TENANT_ID)" = 22222222-2222-2222-2222-222222222222 ]
+  pod --argjson v "$(token_volume az api://AzureADTokenExchange 3600)" '.spec.volumes == [$v]'
+  resp '.auditAnnotations == {"cwii-az-sources": "client-id=pod inject=pod tenant-id=defaults audience=settings token-expiration=settings"}'
+}
