@@ -8,7 +8,7 @@ KWCTL ?= $(KWRUN)
 SOURCES := $(shell find src -name '*.rs') Cargo.toml Cargo.lock
 PROPTEST_CASES ?= 10000
 
-.PHONY: all run test unit-tests wasm-unit-tests e2e-tests lint fmt clean kwrun wasm-target \
+.PHONY: all run test tools unit-tests wasm-unit-tests e2e-tests lint fmt clean kwrun wasm-target \
         bench proptest fuzz push
 
 all: annotated-policy.wasm
@@ -32,7 +32,12 @@ annotated-policy.wasm: policy.wasm policy-metadata.yml README.md $(if $(filter $
 run: annotated-policy.wasm
 	@scripts/run-pods.sh "$(KWCTL)" annotated-policy.wasm
 
-test: lint unit-tests wasm-unit-tests e2e-tests
+# `make test` works on a fresh machine: the tools step installs only what is missing
+# (bats and jq from apt, the wasm target, clippy/rustfmt, wasmtime-cli from crates.io).
+test: tools lint unit-tests wasm-unit-tests e2e-tests
+
+tools:
+	@.ci/install-tools
 
 unit-tests:
 	$(CARGO) test --workspace --profile tool
