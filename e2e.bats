@@ -114,6 +114,7 @@ token_volume() { # PROVIDER AUDIENCE SECONDS
   resp '.status.message | startswith("cwii: cannot read Namespace apps to resolve cwii.dev annotations: ")'
   resp '.status.message | contains("Policy has not been granted access to Kubernetes v1/Namespace resources")'
   resp '.status.message | endswith("Grant the policy server `get` on namespaces (see examples/rbac.yaml), or set the policy setting lookupFailure: ignore")'
+  resp '.status.message | contains("..") | not'
 }
 
 @test "pod-level false for all providers beats the namespace with zero lookups" {

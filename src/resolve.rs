@@ -365,6 +365,8 @@ fn fetch_level(
                 .chars()
                 .take(300)
                 .collect();
+            // The host's text usually ends with a full stop; ours follows it.
+            let first_line = first_line.trim_end().trim_end_matches('.');
             match settings.lookup_failure {
                 LookupFailure::Deny => Err(Denial {
                     message: format!(
