@@ -7,6 +7,7 @@ use cwii_kubewarden::settings::Settings;
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 const PROVIDERS: [&str; 3] = ["gcp", "aws", "az"];
 const ROOT: &str = "/var/run/secrets/cwii.dev";
@@ -690,98 +691,233 @@ fn env_value<'a>(c: &'a Value, name: &str) -> Option<&'a Value> {
 
 // ------------------------------------------------------------------ the properties
 
-proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256),
+/// How the generated cases came out, so the test fails when the generators stop reaching
+/// the interesting paths (every case denied, or one provider never injected).
+#[derive(Default)]
+struct Coverage {
+    cases: AtomicUsize,
+    denied: AtomicUsize,
+    mutated: AtomicUsize,
+    unchanged: AtomicUsize,
+    injected: [AtomicUsize; 3],
+    verify: AtomicUsize,
+}
+
+#[test]
+fn spec_5_holds_for_generated_pods() {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256);
+    let config = ProptestConfig {
+        cases,
         failure_persistence: None,
-        .. ProptestConfig::default()
-    })]
+        ..ProptestConfig::default()
+    };
+    let coverage = Coverage::default();
+    let mut runner = proptest::test_runner::TestRunner::new(config);
+    if let Err(failure) = runner.run(&case(), |case| check_case(&case, &coverage)) {
+        panic!("{failure}");
+    }
+    let count = |c: &AtomicUsize| c.load(Ordering::Relaxed);
+    let total = count(&coverage.cases);
+    println!(
+        "{total} cases: {} mutated, {} unchanged, {} denied; injected gcp {}, aws {}, az {}; with a verify container {}",
+        count(&coverage.mutated), count(&coverage.unchanged), count(&coverage.denied),
+        count(&coverage.injected[0]), count(&coverage.injected[1]), count(&coverage.injected[2]),
+        count(&coverage.verify),
+    );
+    // Loose floors (a few percent): proptest's shrinking and small counts stay well above them.
+    let floor = total / 25;
+    assert!(
+        count(&coverage.mutated) > total / 5,
+        "too few mutated cases"
+    );
+    assert!(
+        count(&coverage.denied) > 0 || total < 200,
+        "no mount-path clash was generated"
+    );
+    for (index, provider) in PROVIDERS.iter().enumerate() {
+        assert!(
+            count(&coverage.injected[index]) > floor,
+            "{provider} injected too rarely"
+        );
+    }
+    assert!(
+        count(&coverage.verify) > floor,
+        "verify containers generated too rarely"
+    );
+}
 
-    #[test]
-    fn spec_5_holds_for_generated_pods(case in case()) {
-        let (input, lookup, settings) = build(&case);
-        let (response, used) = evaluate(&input, &lookup, &settings);
+fn check_case(case: &Case, coverage: &Coverage) -> Result<(), TestCaseError> {
+    coverage.cases.fetch_add(1, Ordering::Relaxed);
+    let (input, lookup, settings) = build(case);
+    let (response, used) = evaluate(&input, &lookup, &settings);
 
-        // 1. No panic (we got here); the only denial possible here is a mount-path clash.
-        if !response.accepted {
-            let message = response.message.clone().unwrap_or_default();
-            prop_assert!(message.contains("already mounts volume"), "unexpected denial {}", message);
-            return Ok(());
-        }
-        prop_assert!(used.distinct_calls() == used.calls.len(), "an object was fetched twice");
-        let output = response.mutated_object.clone().unwrap_or_else(|| input.clone());
+    // 1. No panic (we got here); the only denial possible here is a mount-path clash.
+    if !response.accepted {
+        let message = response.message.clone().unwrap_or_default();
+        prop_assert!(
+            message.contains("already mounts volume"),
+            "unexpected denial {}",
+            message
+        );
+        coverage.denied.fetch_add(1, Ordering::Relaxed);
+        return Ok(());
+    }
+    prop_assert!(
+        used.distinct_calls() == used.calls.len(),
+        "an object was fetched twice"
+    );
+    let counter = if response.mutated_object.is_some() {
+        &coverage.mutated
+    } else {
+        &coverage.unchanged
+    };
+    counter.fetch_add(1, Ordering::Relaxed);
+    let output = response
+        .mutated_object
+        .clone()
+        .unwrap_or_else(|| input.clone());
 
-        // 2. Idempotent.
-        let (again, _) = evaluate(&output, &lookup, &settings);
-        prop_assert!(again.accepted, "second run denied: {:?}", again.message);
-        prop_assert!(again.mutated_object.is_none(), "second run mutated");
+    // 2. Idempotent.
+    let (again, _) = evaluate(&output, &lookup, &settings);
+    prop_assert!(again.accepted, "second run denied: {:?}", again.message);
+    prop_assert!(again.mutated_object.is_none(), "second run mutated");
 
-        // 3. Everything the policy does not own is unchanged.
-        prop_assert_eq!(strip_owned(&output, &input), strip_owned_input(&input));
+    // 3. Everything the policy does not own is unchanged.
+    prop_assert_eq!(strip_owned(&output, &input), strip_owned_input(&input));
 
-        // 6. The output is a valid pod.
-        check_valid_pod(&output)?;
+    // 6. The output is a valid pod.
+    check_valid_pod(&output)?;
 
-        // 4 and 5. Per provider: injected exactly when the oracle says so, everywhere it should be.
-        let marker: BTreeSet<String> = output["metadata"]["annotations"]["cwii.dev/injected"]
-            .as_str().unwrap_or("").split(',').filter(|s| !s.is_empty()).map(str::to_string).collect();
-        for (index, provider) in PROVIDERS.iter().enumerate() {
-            let enabled = !case.disabled[index];
-            let inject = oracle(&case, provider, "inject").as_deref() == Some("true");
-            let required_ok = match *provider {
-                "az" => oracle(&case, "az", "client-id").is_some() && oracle(&case, "az", "tenant-id").is_some(),
-                "aws" => oracle(&case, "aws", "role-arn").is_some(),
-                _ => oracle(&case, "gcp", "audience").is_some(),
-            };
-            let expected = enabled && inject && required_ok;
-            prop_assert_eq!(marker.contains(*provider), expected, "provider {} injected?", provider);
-            if !expected {
-                continue;
+    // 4 and 5. Per provider: injected exactly when the oracle says so, everywhere it should be.
+    let marker: BTreeSet<String> = output["metadata"]["annotations"]["cwii.dev/injected"]
+        .as_str()
+        .unwrap_or("")
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    for (index, provider) in PROVIDERS.iter().enumerate() {
+        let enabled = !case.disabled[index];
+        let inject = oracle(case, provider, "inject").as_deref() == Some("true");
+        let required_ok = match *provider {
+            "az" => {
+                oracle(case, "az", "client-id").is_some()
+                    && oracle(case, "az", "tenant-id").is_some()
             }
-            let token = output["spec"]["volumes"].as_array().unwrap().iter()
-                .find(|v| v["name"] == format!("cwii-{provider}-token")).cloned().unwrap_or(Value::Null);
-            let sat = &token["projected"]["sources"][0]["serviceAccountToken"];
-            let audience = oracle(&case, provider, "audience").unwrap_or_else(|| match *provider {
-                "az" => "api://AzureADTokenExchange".into(),
-                "aws" => "sts.amazonaws.com".into(),
-                _ => unreachable!("gcp needs an audience to be injected"),
-            });
-            prop_assert_eq!(sat["audience"].as_str(), Some(audience.as_str()));
-            let expiration = oracle(&case, provider, "token-expiration").map_or(3600, |s| s.parse::<i64>().unwrap()).max(600);
-            prop_assert_eq!(sat["expirationSeconds"].as_i64(), Some(expiration));
+            "aws" => oracle(case, "aws", "role-arn").is_some(),
+            _ => oracle(case, "gcp", "audience").is_some(),
+        };
+        let expected = enabled && inject && required_ok;
+        prop_assert_eq!(
+            marker.contains(*provider),
+            expected,
+            "provider {} injected?",
+            provider
+        );
+        if !expected {
+            continue;
+        }
+        coverage.injected[index].fetch_add(1, Ordering::Relaxed);
+        let token = output["spec"]["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == format!("cwii-{provider}-token"))
+            .cloned()
+            .unwrap_or(Value::Null);
+        let sat = &token["projected"]["sources"][0]["serviceAccountToken"];
+        let audience = oracle(case, provider, "audience").unwrap_or_else(|| match *provider {
+            "az" => "api://AzureADTokenExchange".into(),
+            "aws" => "sts.amazonaws.com".into(),
+            _ => unreachable!("gcp needs an audience to be injected"),
+        });
+        prop_assert_eq!(sat["audience"].as_str(), Some(audience.as_str()));
+        let expiration = oracle(case, provider, "token-expiration")
+            .map_or(3600, |s| s.parse::<i64>().unwrap())
+            .max(600);
+        prop_assert_eq!(sat["expirationSeconds"].as_i64(), Some(expiration));
 
-            let skip = skip_list(&case, provider);
-            let (probe_env, probe_value) = match *provider {
-                "az" => ("AZURE_CLIENT_ID", oracle(&case, "az", "client-id")),
-                "aws" => ("AWS_ROLE_ARN", oracle(&case, "aws", "role-arn")),
-                _ => ("GOOGLE_APPLICATION_CREDENTIALS", Some(format!("{ROOT}/gcp-creds/credentials.json"))),
-            };
-            for list in ["containers", "initContainers"] {
-                for c in output["spec"][list].as_array().into_iter().flatten() {
-                    let name = c["name"].as_str().unwrap_or("");
-                    if name.starts_with("cwii-") { continue; }
-                    let before = input["spec"][list].as_array().unwrap().iter().find(|x| x["name"] == name).unwrap();
-                    let mount = c["volumeMounts"].as_array().into_iter().flatten()
-                        .find(|m| m["mountPath"].as_str().map(|p| p.trim_end_matches('/')) == Some(token_mount_path(provider).as_str()));
-                    if skip.iter().any(|s| s == name) {
-                        let had = before["volumeMounts"].as_array().into_iter().flatten()
-                            .any(|m| m["mountPath"].as_str().map(|p| p.trim_end_matches('/')) == Some(token_mount_path(provider).as_str()));
-                        prop_assert_eq!(mount.is_some(), had, "skipped container {} got a {} mount", name, provider);
-                        continue;
-                    }
-                    prop_assert_eq!(mount.map(|m| m["name"].clone()), Some(json!(format!("cwii-{provider}-token"))));
-                    let user_defined = env_value(before, probe_env).is_some();
-                    let got = env_value(c, probe_env);
-                    if user_defined {
-                        prop_assert_eq!(got, env_value(before, probe_env), "user env changed");
-                    } else {
-                        prop_assert_eq!(got.and_then(|e| e["value"].as_str()), probe_value.as_deref(), "{} in {}", probe_env, name);
-                    }
+        let skip = skip_list(case, provider);
+        let (probe_env, probe_value) = match *provider {
+            "az" => ("AZURE_CLIENT_ID", oracle(case, "az", "client-id")),
+            "aws" => ("AWS_ROLE_ARN", oracle(case, "aws", "role-arn")),
+            _ => (
+                "GOOGLE_APPLICATION_CREDENTIALS",
+                Some(format!("{ROOT}/gcp-creds/credentials.json")),
+            ),
+        };
+        for list in ["containers", "initContainers"] {
+            for c in output["spec"][list].as_array().into_iter().flatten() {
+                let name = c["name"].as_str().unwrap_or("");
+                if name.starts_with("cwii-") {
+                    continue;
+                }
+                let before = input["spec"][list]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|x| x["name"] == name)
+                    .unwrap();
+                let mount = c["volumeMounts"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|m| {
+                        m["mountPath"].as_str().map(|p| p.trim_end_matches('/'))
+                            == Some(token_mount_path(provider).as_str())
+                    });
+                if skip.iter().any(|s| s == name) {
+                    let had = before["volumeMounts"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|m| {
+                            m["mountPath"].as_str().map(|p| p.trim_end_matches('/'))
+                                == Some(token_mount_path(provider).as_str())
+                        });
+                    prop_assert_eq!(
+                        mount.is_some(),
+                        had,
+                        "skipped container {} got a {} mount",
+                        name,
+                        provider
+                    );
+                    continue;
+                }
+                prop_assert_eq!(
+                    mount.map(|m| m["name"].clone()),
+                    Some(json!(format!("cwii-{provider}-token")))
+                );
+                let user_defined = env_value(before, probe_env).is_some();
+                let got = env_value(c, probe_env);
+                if user_defined {
+                    prop_assert_eq!(got, env_value(before, probe_env), "user env changed");
+                } else {
+                    prop_assert_eq!(
+                        got.and_then(|e| e["value"].as_str()),
+                        probe_value.as_deref(),
+                        "{} in {}",
+                        probe_env,
+                        name
+                    );
                 }
             }
-            let verify = output["spec"]["initContainers"].as_array().into_iter().flatten()
-                .any(|c| c["name"] == format!("cwii-{provider}-verify"));
-            prop_assert_eq!(verify, oracle(&case, provider, "verify").as_deref() == Some("true"));
+        }
+        let verify = output["spec"]["initContainers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["name"] == format!("cwii-{provider}-verify"));
+        prop_assert_eq!(
+            verify,
+            oracle(case, provider, "verify").as_deref() == Some("true")
+        );
+        if verify {
+            coverage.verify.fetch_add(1, Ordering::Relaxed);
         }
     }
+    Ok(())
 }
