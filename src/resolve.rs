@@ -133,15 +133,19 @@ pub fn resolve(
         annotations: pod.annotations.clone(),
     }];
 
+    // Full key names, built once: the skip checks below ask for them at every step.
+    let key_tables: Vec<KeyTable> = enabled.iter().map(|p| KeyTable::new(*p)).collect();
+
     for step in [Step::Owner, Step::ServiceAccount, Step::Namespace] {
-        let open: Vec<&dyn Provider> = enabled
+        let open: Vec<&KeyTable> = key_tables
             .iter()
-            .copied()
-            .filter(|p| !inject_is_false(&levels, *p))
+            .filter(|t| !inject_is_false(&levels, t))
             .collect();
-        let settled = open
-            .iter()
-            .all(|p| providers::key_defs(*p).all(|def| explicit(&levels, *p, def).is_some()));
+        let settled = open.iter().all(|t| {
+            t.keys
+                .iter()
+                .all(|(def, key)| explicit(&levels, key, *def).is_some())
+        });
         if open.is_empty() || settled {
             break;
         }
@@ -183,8 +187,10 @@ pub fn resolve(
     let mut result = Vec::new();
     for provider in providers::all() {
         let provider = *provider;
-        let is_enabled = enabled.iter().any(|p| p.name() == provider.name());
-        if !is_enabled {
+        let Some(table) = key_tables
+            .iter()
+            .find(|t| t.provider.name() == provider.name())
+        else {
             // Say so when a pod asks for a provider the operator switched off.
             let inject = keys::full_key(provider.name(), shared::INJECT);
             if levels.iter().any(|l| {
@@ -198,9 +204,11 @@ pub fn resolve(
                 ));
             }
             continue;
-        }
-        let inject_def = KeyDef::new(shared::INJECT, KeyKind::Bool);
-        let inject = resolve_key(&levels, provider, inject_def, settings, warnings);
+        };
+        let (inject_def, inject_key) = table.inject();
+        let inject = resolve_key(
+            &levels, provider, inject_def, inject_key, settings, warnings,
+        );
         if !inject
             .as_ref()
             .is_some_and(|r| r.value == KeyValue::Bool(true))
@@ -208,11 +216,12 @@ pub fn resolve(
             continue;
         }
         let mut keys = ResolvedKeys::default();
-        for def in providers::key_defs(provider) {
+        for (def, key) in &table.keys {
+            let def = *def;
             let resolution = if def.suffix == shared::INJECT {
                 inject.clone()
             } else {
-                resolve_key(&levels, provider, def, settings, warnings)
+                resolve_key(&levels, provider, def, key, settings, warnings)
             };
             if let Some(resolution) = resolution {
                 keys.insert(def.suffix, resolution);
@@ -230,21 +239,42 @@ enum Step {
     Namespace,
 }
 
+/// An enabled provider's key definitions with their full `cwii.dev/` names.
+struct KeyTable {
+    provider: &'static dyn Provider,
+    keys: Vec<(KeyDef, String)>,
+}
+
+impl KeyTable {
+    fn new(provider: &'static dyn Provider) -> Self {
+        let keys = providers::key_defs(provider)
+            .map(|def| (def, keys::full_key(provider.name(), def.suffix)))
+            .collect();
+        Self { provider, keys }
+    }
+
+    /// The inject key (the first of the shared keys).
+    fn inject(&self) -> (KeyDef, &str) {
+        let (def, key) = &self.keys[0];
+        debug_assert_eq!(def.suffix, shared::INJECT);
+        (*def, key)
+    }
+}
+
 /// The first explicit `cwii.dev/` value of a key on the visited annotation levels, silently.
-fn explicit(levels: &[Level], provider: &dyn Provider, def: KeyDef) -> Option<KeyValue> {
-    let key = keys::full_key(provider.name(), def.suffix);
+fn explicit(levels: &[Level], key: &str, def: KeyDef) -> Option<KeyValue> {
     levels.iter().find_map(|l| {
         l.annotations
-            .get(&key)
+            .get(key)
             .and_then(|raw| keys::parse_value(def.kind, raw))
     })
 }
 
 /// A provider is closed once its inject key is explicitly false at a visited level. (A
 /// native key can only enable, never close, a provider.)
-fn inject_is_false(levels: &[Level], provider: &dyn Provider) -> bool {
-    let def = KeyDef::new(shared::INJECT, KeyKind::Bool);
-    explicit(levels, provider, def) == Some(KeyValue::Bool(false))
+fn inject_is_false(levels: &[Level], table: &KeyTable) -> bool {
+    let (def, key) = table.inject();
+    explicit(levels, key, def) == Some(KeyValue::Bool(false))
 }
 
 /// Resolves one key: `cwii.dev/` on every level, then (compat) native keys on every level,
@@ -253,12 +283,12 @@ fn resolve_key(
     levels: &[Level],
     provider: &dyn Provider,
     def: KeyDef,
+    key: &str,
     settings: &Settings,
     warnings: &mut Warnings,
 ) -> Option<Resolution> {
-    let key = keys::full_key(provider.name(), def.suffix);
     for level in levels {
-        if let Some(raw) = level.annotations.get(&key) {
+        if let Some(raw) = level.annotations.get(key) {
             match keys::parse_value(def.kind, raw) {
                 Some(value) => {
                     return Some(Resolution {
@@ -302,7 +332,7 @@ fn resolve_key(
             }
         }
     }
-    settings.defaults.get(&key).and_then(|raw| {
+    settings.defaults.get(key).and_then(|raw| {
         keys::parse_value(def.kind, raw).map(|value| Resolution {
             value,
             source: LevelKind::Defaults,
