@@ -54,7 +54,7 @@ pub fn evaluate(payload: &[u8], lookup: &mut dyn Lookup) -> ValidationResponse {
         }
     };
     match Settings::from_value(payload.settings) {
-        Ok(settings) => evaluate_request(&payload.request, &settings, lookup),
+        Ok(settings) => evaluate_request(payload.request, &settings, lookup),
         Err(message) => reject(Denial { message, code: 500 }, Warnings::default()),
     }
 }
@@ -74,7 +74,7 @@ pub fn validate_settings(payload: &[u8]) -> SettingsValidationResponse {
 }
 
 pub fn evaluate_request(
-    request: &AdmissionRequest,
+    request: AdmissionRequest,
     settings: &Settings,
     lookup: &mut dyn Lookup,
 ) -> ValidationResponse {
@@ -83,7 +83,7 @@ pub fn evaluate_request(
     {
         return accept(None, Warnings::default(), BTreeMap::new());
     }
-    let pod = &request.object;
+    let mut pod = request.object;
     if !pod.is_object() {
         return reject(
             Denial {
@@ -94,7 +94,7 @@ pub fn evaluate_request(
         );
     }
     let mut warnings = Warnings::default();
-    let context = pod_context(pod, &request.namespace);
+    let context = pod_context(&pod, &request.namespace);
     let enabled = match resolve::resolve(&context, settings, lookup, &mut warnings) {
         Ok(enabled) => enabled,
         Err(denial) => return reject(denial, warnings),
@@ -106,16 +106,16 @@ pub fn evaluate_request(
     if plans.is_empty() {
         return accept(None, warnings, BTreeMap::new());
     }
-    let mut mutated = pod.clone();
-    if let Err(denial) = mutate::apply(&mut mutated, &plans, &mut warnings) {
-        return reject(denial, warnings);
-    }
+    // The pod is edited in place; apply reports whether any edit was made.
+    let changed = match mutate::apply(&mut pod, &plans, &mut warnings) {
+        Ok(changed) => changed,
+        Err(denial) => return reject(denial, warnings),
+    };
     let audit = plans
         .iter()
         .map(|p| (format!("cwii-{}-sources", p.provider), plan::audit_value(p)))
         .collect();
-    let changed = mutated != *pod;
-    accept(changed.then_some(mutated), warnings, audit)
+    accept(changed.then_some(pod), warnings, audit)
 }
 
 /// What the resolver needs, read leniently from the untyped pod.

@@ -85,20 +85,22 @@ fn is_target(list: &str, container: &Value) -> bool {
     list == "containers" || !name_of(container).starts_with(RESERVED_PREFIX)
 }
 
-/// Applies every plan to the pod. Returns a denial (and leaves the decision to the caller)
-/// when a container already mounts something else at a provider's path.
+/// Applies every plan to the pod in place and says whether anything changed (tracked edit
+/// by edit, so the caller needs no copy of the pod to compare with). Returns a denial, with
+/// the pod untouched, when a container already mounts something else at a provider's path.
 pub fn apply(
     pod: &mut Value,
     plans: &[ProviderPlan],
     warnings: &mut Warnings,
-) -> Result<(), Denial> {
+) -> Result<bool, Denial> {
     check_shape(pod)?;
     check_mount_clashes(pod, plans)?;
     let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else {
         return Err(malformed("the pod has no spec object".into()));
     };
-    upsert_volumes(spec, plans, warnings);
-    place_init_containers(spec, plans, warnings);
+    let mut changed = false;
+    upsert_volumes(spec, plans, warnings, &mut changed);
+    place_init_containers(spec, plans, warnings, &mut changed);
     for list in ["containers", "initContainers"] {
         let Some(containers) = spec.get_mut(list).and_then(Value::as_array_mut) else {
             continue;
@@ -108,12 +110,12 @@ pub fn apply(
                 if plan.skip_containers.iter().any(|s| s == name_of(container)) {
                     continue;
                 }
-                inject_container(container, plan, warnings);
+                inject_container(container, plan, warnings, &mut changed);
             }
         }
     }
-    annotate(pod, plans);
-    Ok(())
+    annotate(pod, plans, &mut changed);
+    Ok(changed)
 }
 
 fn check_mount_clashes(pod: &Value, plans: &[ProviderPlan]) -> Result<(), Denial> {
@@ -164,16 +166,26 @@ fn check_mount_clashes(pod: &Value, plans: &[ProviderPlan]) -> Result<(), Denial
 }
 
 /// The array at `field`, created when absent (or `null`: check_shape refused other types).
-fn array_field<'a>(object: &'a mut Map<String, Value>, field: &str) -> Option<&'a mut Vec<Value>> {
+fn array_field<'a>(
+    object: &'a mut Map<String, Value>,
+    field: &str,
+    changed: &mut bool,
+) -> Option<&'a mut Vec<Value>> {
     let slot = object.entry(field.to_string()).or_insert(Value::Null);
     if !slot.is_array() {
         *slot = Value::Array(Vec::new());
+        *changed = true;
     }
     slot.as_array_mut()
 }
 
-fn upsert_volumes(spec: &mut Map<String, Value>, plans: &[ProviderPlan], warnings: &mut Warnings) {
-    let Some(volumes) = array_field(spec, "volumes") else {
+fn upsert_volumes(
+    spec: &mut Map<String, Value>,
+    plans: &[ProviderPlan],
+    warnings: &mut Warnings,
+    changed: &mut bool,
+) {
+    let Some(volumes) = array_field(spec, "volumes", changed) else {
         return;
     };
     for desired in plans.iter().flat_map(|p| &p.volumes) {
@@ -198,8 +210,10 @@ fn upsert_volumes(spec: &mut Map<String, Value>, plans: &[ProviderPlan], warning
         });
         if !seen {
             volumes.push(desired.clone());
+            *changed = true;
         }
         if replaced {
+            *changed = true;
             warnings.push(format!(
                 "cwii: replaced pod volume '{name}': the name is reserved for the policy"
             ));
@@ -211,6 +225,7 @@ fn place_init_containers(
     spec: &mut Map<String, Value>,
     plans: &[ProviderPlan],
     warnings: &mut Warnings,
+    changed: &mut bool,
 ) {
     let leading: Vec<&Value> = plans
         .iter()
@@ -224,9 +239,20 @@ fn place_init_containers(
         return;
     }
     let owned: BTreeSet<&str> = leading.iter().chain(&verify).map(|c| name_of(c)).collect();
-    let existing = array_field(spec, "initContainers")
+    let existing = array_field(spec, "initContainers", changed)
         .map(std::mem::take)
         .unwrap_or_default();
+    // The policy's own containers must be first (writers) and last (verify), each once.
+    let in_place = {
+        let (lead, rest) = existing.split_at(leading.len().min(existing.len()));
+        let (middle, tail) = rest.split_at(rest.len().saturating_sub(verify.len()));
+        lead.iter().eq(leading.iter().copied())
+            && tail.iter().eq(verify.iter().copied())
+            && !middle.iter().any(|c| owned.contains(name_of(c)))
+    };
+    if !in_place {
+        *changed = true;
+    }
     let (previous, kept): (Vec<Value>, Vec<Value>) = existing
         .into_iter()
         .partition(|c| owned.contains(name_of(c)));
@@ -248,12 +274,17 @@ fn place_init_containers(
     spec.insert("initContainers".into(), Value::Array(placed));
 }
 
-fn inject_container(container: &mut Value, plan: &ProviderPlan, warnings: &mut Warnings) {
+fn inject_container(
+    container: &mut Value,
+    plan: &ProviderPlan,
+    warnings: &mut Warnings,
+    changed: &mut bool,
+) {
     let container_name = name_of(container).to_string();
     let Some(object) = container.as_object_mut() else {
         return;
     };
-    let Some(mounts) = array_field(object, "volumeMounts") else {
+    let Some(mounts) = array_field(object, "volumeMounts", changed) else {
         return;
     };
     for mount in &plan.mounts {
@@ -269,12 +300,16 @@ fn inject_container(container: &mut Value, plan: &ProviderPlan, warnings: &mut W
             Some(existing) => {
                 if *existing != desired {
                     *existing = desired;
+                    *changed = true;
                 }
             }
-            None => mounts.push(desired),
+            None => {
+                mounts.push(desired);
+                *changed = true;
+            }
         }
     }
-    let Some(env) = array_field(object, "env") else {
+    let Some(env) = array_field(object, "env", changed) else {
         return;
     };
     for (name, value) in &plan.env {
@@ -285,12 +320,15 @@ fn inject_container(container: &mut Value, plan: &ProviderPlan, warnings: &mut W
                 "cwii: container '{container_name}' keeps its own {name}; {} did not set it",
                 plan.provider
             )),
-            None => env.push(desired),
+            None => {
+                env.push(desired);
+                *changed = true;
+            }
         }
     }
 }
 
-fn annotate(pod: &mut Value, plans: &[ProviderPlan]) {
+fn annotate(pod: &mut Value, plans: &[ProviderPlan], changed: &mut bool) {
     let Some(metadata) = pod.as_object_mut().map(|p| {
         p.entry("metadata")
             .or_insert_with(|| Value::Object(Map::new()))
@@ -304,6 +342,7 @@ fn annotate(pod: &mut Value, plans: &[ProviderPlan]) {
         .entry("annotations")
         .or_insert_with(|| Value::Object(Map::new()));
     if annotations.is_null() {
+        *changed = true;
         *annotations = Value::Object(Map::new());
     }
     let Some(annotations) = annotations.as_object_mut() else {
@@ -322,8 +361,16 @@ fn annotate(pod: &mut Value, plans: &[ProviderPlan]) {
         .collect();
     injected.extend(plans.iter().map(|p| p.provider.to_string()));
     let marker = injected.into_iter().collect::<Vec<_>>().join(",");
-    annotations.insert(INJECTED_MARKER.into(), Value::String(marker));
-    for (key, value) in plans.iter().flat_map(|p| &p.annotations) {
-        annotations.insert(key.clone(), Value::String(value.clone()));
+    let desired = std::iter::once((INJECTED_MARKER, marker.as_str())).chain(
+        plans
+            .iter()
+            .flat_map(|p| &p.annotations)
+            .map(|(k, v)| (k.as_str(), v.as_str())),
+    );
+    for (key, value) in desired {
+        if annotations.get(key).and_then(Value::as_str) != Some(value) {
+            annotations.insert(key.to_string(), Value::String(value.to_string()));
+            *changed = true;
+        }
     }
 }

@@ -50,7 +50,7 @@ fn run_with(pod: &Value, settings_json: Value, lookup: &mut InMemoryLookup) -> V
         namespace: "apps".into(),
         object: pod.clone(),
     };
-    evaluate_request(&request, &settings(settings_json), lookup)
+    evaluate_request(request, &settings(settings_json), lookup)
 }
 
 fn run(pod: &Value) -> (ValidationResponse, InMemoryLookup) {
@@ -389,7 +389,7 @@ fn non_pod_and_non_create_requests_pass_untouched() {
             namespace: "apps".into(),
             object: pod(AZ_OK),
         };
-        let response = evaluate_request(&request, &settings(json!({})), &mut lookup);
+        let response = evaluate_request(request, &settings(json!({})), &mut lookup);
         assert!(
             response.accepted && response.mutated_object.is_none() && response.warnings.is_none()
         );

@@ -416,7 +416,7 @@ fn evaluate(
         object: pod.clone(),
     };
     let settings = Settings::from_value(settings.clone()).expect("generated settings are valid");
-    (evaluate_request(&request, &settings, &mut lookup), lookup)
+    (evaluate_request(request, &settings, &mut lookup), lookup)
 }
 
 // ------------------------------------------------------------------ the oracle
@@ -775,6 +775,10 @@ fn check_case(case: &Case, coverage: &Coverage) -> Result<(), TestCaseError> {
         &coverage.unchanged
     };
     counter.fetch_add(1, Ordering::Relaxed);
+    // A mutation is reported exactly when the pod changed (the policy tracks edits itself).
+    if let Some(mutated) = &response.mutated_object {
+        prop_assert!(*mutated != input, "mutated_object equals the input pod");
+    }
     let output = response
         .mutated_object
         .clone()
