@@ -25,10 +25,10 @@ median_of() { sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 
 printf '%s\n' "cwii policy vs floor — $(date -u +%F), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(nproc) cores"
 printf '%s\n' "fresh: new instance per evaluation (what the policy server pays); warm: one instance reused (the policy's own work)"
-printf '%s\n' "medians of $rounds rounds; fresh $fresh_iterations, warm $warm_iterations evaluations per round"
+printf '%s\n' "ratio = policy median / floor median (targets: warm <= 1.5, fresh <= 1.1); medians of $rounds rounds; fresh $fresh_iterations, warm $warm_iterations evaluations per round"
 echo
-printf '| %-30s | %-5s | %12s | %11s | %6s | %7s |\n' scenario mode "policy µs" "floor µs" ratio lookups
-printf '|%s|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..32})" "-------" "--------------" "-------------" "--------" "---------"
+printf '| %-30s | %-5s | %6s | %12s | %11s | %7s |\n' scenario mode ratio "policy µs" "floor µs" lookups
+printf '|%s|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..32})" "-------" "--------" "--------------" "-------------" "---------"
 for dir in bench/*/; do
   dir=${dir%/}; name=$(basename "$dir")
   for mode in warm fresh; do
@@ -42,7 +42,7 @@ for dir in bench/*/; do
     p=$(printf '%s\n' "${policy_runs[@]}" | median_of)
     f=$(printf '%s\n' "${floor_runs[@]}" | median_of)
     ratio=$(awk -v p="$p" -v f="$f" 'BEGIN {printf "%.2f", p / f}')
-    printf '| %-30s | %-5s | %12s | %11s | %6s | %7s |\n' "$name" "$mode" "$p" "$f" "$ratio" "$lookups"
+    printf '| %-30s | %-5s | %6s | %12s | %11s | %7s |\n' "$name" "$mode" "$ratio" "$p" "$f" "$lookups"
   done
 done
 echo

@@ -1388,3 +1388,141 @@ fn native_keys_rank_above_settings_defaults() {
         c
     });
 }
+
+/// The benchmark's scenarios (bench/*/request.json and settings.json), evaluated against an
+/// in-memory copy of their sessions: the lookup budget of SPEC §3, call by call.
+#[test]
+fn lookup_budget_of_the_benchmark_scenarios() {
+    fn bench_request(json: &str) -> Value {
+        serde_json::from_str::<Value>(json).unwrap()["object"].clone()
+    }
+    let empty_sa_ns = || {
+        InMemoryLookup::new()
+            .with("ServiceAccount", Some("apps"), "default", &[], &[])
+            .with("Namespace", None, "apps", &[], &[])
+    };
+    let sa_then_ns = ["ServiceAccount apps/default", "Namespace apps"];
+
+    // No annotations anywhere: every provider stays open, so SA and namespace are read.
+    let mut lookup = empty_sa_ns();
+    let response = run_with(
+        &bench_request(include_str!("../bench/no-annotations/request.json")),
+        json!({}),
+        &mut lookup,
+    );
+    assert!(response.accepted && response.mutated_object.is_none());
+    assert_eq!(lookup.call_log(), sa_then_ns);
+
+    // az on the ServiceAccount of a Deployment's pod: ReplicaSet, Deployment, SA, namespace.
+    let mut lookup = InMemoryLookup::new()
+        .with(
+            "ReplicaSet",
+            Some("apps"),
+            "web-7d9f",
+            &[],
+            &[("Deployment", "web", true)],
+        )
+        .with("Deployment", Some("apps"), "web", &[], &[])
+        .with(
+            "ServiceAccount",
+            Some("apps"),
+            "web",
+            &[
+                ("cwii.dev/az-inject", "true"),
+                (
+                    "cwii.dev/az-client-id",
+                    "11111111-1111-1111-1111-111111111111",
+                ),
+            ],
+            &[],
+        )
+        .with("Namespace", None, "apps", &[], &[]);
+    let response = run_with(
+        &bench_request(include_str!(
+            "../bench/az-serviceaccount-deployment/request.json"
+        )),
+        serde_json::from_str(include_str!(
+            "../bench/az-serviceaccount-deployment/settings.json"
+        ))
+        .unwrap(),
+        &mut lookup,
+    );
+    assert!(response.mutated_object.is_some(), "{:?}", response.message);
+    assert_eq!(
+        lookup.call_log(),
+        [
+            "ReplicaSet apps/web-7d9f",
+            "Deployment apps/web",
+            "ServiceAccount apps/web",
+            "Namespace apps"
+        ]
+    );
+
+    // Three providers from namespace annotations and settings defaults.
+    let mut lookup = InMemoryLookup::new()
+        .with("ServiceAccount", Some("apps"), "default", &[], &[])
+        .with(
+            "Namespace",
+            None,
+            "apps",
+            &[
+                ("cwii.dev/az-inject", "true"),
+                ("cwii.dev/az-client-id", "c"),
+                ("cwii.dev/aws-inject", "true"),
+                ("cwii.dev/aws-role-arn", "arn:aws:iam::111122223333:role/r"),
+                ("cwii.dev/gcp-inject", "true"),
+            ],
+            &[],
+        );
+    let response = run_with(
+        &bench_request(include_str!(
+            "../bench/triple-namespace-defaults/request.json"
+        )),
+        serde_json::from_str(include_str!(
+            "../bench/triple-namespace-defaults/settings.json"
+        ))
+        .unwrap(),
+        &mut lookup,
+    );
+    let out = mutated(&response);
+    assert_eq!(
+        out["metadata"]["annotations"]["cwii.dev/injected"],
+        "aws,az,gcp"
+    );
+    assert_eq!(lookup.call_log(), sa_then_ns);
+
+    // 50 containers, three providers from pod annotations: the optional keys keep the
+    // levels open, so SA and namespace are still read, once each.
+    let mut lookup = empty_sa_ns();
+    let response = run_with(
+        &bench_request(include_str!(
+            "../bench/fifty-containers-triple/request.json"
+        )),
+        json!({}),
+        &mut lookup,
+    );
+    let out = mutated(&response);
+    assert_eq!(out["spec"]["containers"].as_array().unwrap().len(), 50);
+    assert_eq!(lookup.call_log(), sa_then_ns);
+
+    // Every provider false on the pod, or every provider disabled: zero lookups.
+    let mut all_false = bench_request(include_str!("../bench/no-annotations/request.json"));
+    all_false["metadata"]["annotations"] = json!({
+        "cwii.dev/az-inject": "false", "cwii.dev/aws-inject": "false", "cwii.dev/gcp-inject": "false"
+    });
+    let mut lookup = empty_sa_ns();
+    run_with(&all_false, json!({}), &mut lookup);
+    assert!(lookup.calls.is_empty(), "{:?}", lookup.call_log());
+    let mut lookup = empty_sa_ns();
+    let all_disabled = json!({"providers": {
+        "az": {"enabled": false}, "aws": {"enabled": false}, "gcp": {"enabled": false}
+    }});
+    run_with(
+        &bench_request(include_str!(
+            "../bench/fifty-containers-triple/request.json"
+        )),
+        all_disabled,
+        &mut lookup,
+    );
+    assert!(lookup.calls.is_empty(), "{:?}", lookup.call_log());
+}
