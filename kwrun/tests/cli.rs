@@ -100,6 +100,15 @@ fn path(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
+/// kwctl's flags for a context-aware run replaying `session`.
+fn replaying(session: &Path) -> [&str; 3] {
+    [
+        "--allow-context-aware",
+        "--replay-host-capabilities-interactions",
+        path(session),
+    ]
+}
+
 /// The value of the `probe` annotation the patch adds.
 fn probe_annotation(output: &Output) -> String {
     assert!(output.status.success(), "kwrun failed: {}", stderr(output));
@@ -126,14 +135,7 @@ const NS_NOT_FOUND: &str = r#"ns=Err("error invoking host capability kubernetes.
 #[test]
 fn probe_reproduces_kwctl_byte_for_byte() {
     let session = fixture("session.yml");
-    let output = run_probe(
-        &[
-            "--allow-context-aware",
-            "--replay-host-capabilities-interactions",
-            path(&session),
-        ],
-        &guests().annotated_probe,
-    );
+    let output = run_probe(&replaying(&session), &guests().annotated_probe);
     assert!(output.status.success(), "{}", stderr(&output));
     let expected = std::fs::read_to_string(fixture("out-mutation.json")).unwrap();
     assert_eq!(stdout(&output), expected);
@@ -173,14 +175,7 @@ fn lookups_without_allow_context_aware_are_violations() {
 #[test]
 fn an_unexpected_request_reaches_the_guest_as_a_replay_error() {
     let session = fixture("session-unexpected.yml");
-    let output = run_probe(
-        &[
-            "--allow-context-aware",
-            "--replay-host-capabilities-interactions",
-            path(&session),
-        ],
-        &guests().annotated_probe,
-    );
+    let output = run_probe(&replaying(&session), &guests().annotated_probe);
     let annotation = probe_annotation(&output);
     assert!(
         annotation.starts_with(
@@ -195,14 +190,7 @@ fn an_unexpected_request_reaches_the_guest_as_a_replay_error() {
 #[test]
 fn leftover_exchanges_are_a_warning_only() {
     let session = fixture("session-leftover.yml");
-    let output = run_probe(
-        &[
-            "--allow-context-aware",
-            "--replay-host-capabilities-interactions",
-            path(&session),
-        ],
-        &guests().annotated_probe,
-    );
+    let output = run_probe(&replaying(&session), &guests().annotated_probe);
     assert_eq!(output.status.code(), Some(0));
     assert_eq!(
         probe_annotation(&output),
@@ -311,14 +299,7 @@ fn declared_host_capabilities_gate_the_lookups() {
     ]);
     assert!(output.status.success(), "{}", stderr(&output));
     let session = fixture("session.yml");
-    let output = run_probe(
-        &[
-            "--allow-context-aware",
-            "--replay-host-capabilities-interactions",
-            path(&session),
-        ],
-        &module,
-    );
+    let output = run_probe(&replaying(&session), &module);
     assert!(
         probe_annotation(&output).starts_with("sa=Err(\"error invoking host capability kubernetes.get_resource: Host error: Policy has not been granted access to the 'kubernetes/get_resource' host capability. The violation has been reported.\")"),
         "{}",
@@ -562,14 +543,7 @@ fn a_cluster_admission_policy_runs_like_its_module() {
     copy_into(&dir, &guests().annotated_probe, "probe.wasm");
     let manifest = copy_into(&dir, &fixture("probe-policy.yml"), "probe-policy.yml");
     let session = fixture("session.yml");
-    let output = run_probe(
-        &[
-            "--allow-context-aware",
-            "--replay-host-capabilities-interactions",
-            path(&session),
-        ],
-        &manifest,
-    );
+    let output = run_probe(&replaying(&session), &manifest);
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(
         stdout(&output),
@@ -583,14 +557,7 @@ fn the_manifest_resources_replace_the_module_metadata() {
     copy_into(&dir, &guests().annotated_probe, "probe.wasm");
     let manifest = copy_into(&dir, &fixture("probe-policy-sa-only.yml"), "policy.yml");
     let session = fixture("session.yml");
-    let output = run_probe(
-        &[
-            "--allow-context-aware",
-            "--replay-host-capabilities-interactions",
-            path(&session),
-        ],
-        &manifest,
-    );
+    let output = run_probe(&replaying(&session), &manifest);
     assert_eq!(
         probe_annotation(&output),
         format!("{SA_FOUND} ns=Err(\"error invoking host capability kubernetes.get_resource: Host error: Policy has not been granted access to Kubernetes v1/Namespace resources. The violation has been reported.\")")
@@ -731,14 +698,7 @@ fn bench_replays_the_session_for_every_evaluation() {
     let session = fixture("session.yml");
     // bench fails when an evaluation's answer differs from the first one, so a session
     // consumed once (the later lookups answered "empty") would fail here.
-    let lines = bench_lines(
-        &[
-            "--allow-context-aware",
-            "--replay-host-capabilities-interactions",
-            path(&session),
-        ],
-        &guests().annotated_probe,
-    );
+    let lines = bench_lines(&replaying(&session), &guests().annotated_probe);
     assert_eq!(lines.len(), 2);
     for line in &lines {
         assert_eq!(line["lookups_per_evaluation"], 2, "{line}");
