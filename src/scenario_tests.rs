@@ -1393,8 +1393,27 @@ fn native_keys_rank_above_settings_defaults() {
 /// in-memory copy of their sessions: the lookup budget of SPEC §3, call by call.
 #[test]
 fn lookup_budget_of_the_benchmark_scenarios() {
-    fn bench_request(json: &str) -> Value {
-        serde_json::from_str::<Value>(json).unwrap()["object"].clone()
+    // The pod of bench/NAME/request.json, and bench/NAME/settings.json.
+    macro_rules! bench_pod {
+        ($name:literal) => {
+            serde_json::from_str::<Value>(include_str!(concat!(
+                "../bench/",
+                $name,
+                "/request.json"
+            )))
+            .unwrap()["object"]
+                .clone()
+        };
+    }
+    macro_rules! bench_settings {
+        ($name:literal) => {
+            serde_json::from_str::<Value>(include_str!(concat!(
+                "../bench/",
+                $name,
+                "/settings.json"
+            )))
+            .unwrap()
+        };
     }
     let empty_sa_ns = || {
         InMemoryLookup::new()
@@ -1405,11 +1424,7 @@ fn lookup_budget_of_the_benchmark_scenarios() {
 
     // No annotations anywhere: every provider stays open, so SA and namespace are read.
     let mut lookup = empty_sa_ns();
-    let response = run_with(
-        &bench_request(include_str!("../bench/no-annotations/request.json")),
-        json!({}),
-        &mut lookup,
-    );
+    let response = run_with(&bench_pod!("no-annotations"), json!({}), &mut lookup);
     assert!(response.accepted && response.mutated_object.is_none());
     assert_eq!(lookup.call_log(), sa_then_ns);
 
@@ -1438,13 +1453,8 @@ fn lookup_budget_of_the_benchmark_scenarios() {
         )
         .with("Namespace", None, "apps", &[], &[]);
     let response = run_with(
-        &bench_request(include_str!(
-            "../bench/az-serviceaccount-deployment/request.json"
-        )),
-        serde_json::from_str(include_str!(
-            "../bench/az-serviceaccount-deployment/settings.json"
-        ))
-        .unwrap(),
+        &bench_pod!("az-serviceaccount-deployment"),
+        bench_settings!("az-serviceaccount-deployment"),
         &mut lookup,
     );
     assert!(response.mutated_object.is_some(), "{:?}", response.message);
@@ -1475,13 +1485,8 @@ fn lookup_budget_of_the_benchmark_scenarios() {
             &[],
         );
     let response = run_with(
-        &bench_request(include_str!(
-            "../bench/triple-namespace-defaults/request.json"
-        )),
-        serde_json::from_str(include_str!(
-            "../bench/triple-namespace-defaults/settings.json"
-        ))
-        .unwrap(),
+        &bench_pod!("triple-namespace-defaults"),
+        bench_settings!("triple-namespace-defaults"),
         &mut lookup,
     );
     let out = mutated(&response);
@@ -1495,9 +1500,7 @@ fn lookup_budget_of_the_benchmark_scenarios() {
     // levels open, so SA and namespace are still read, once each.
     let mut lookup = empty_sa_ns();
     let response = run_with(
-        &bench_request(include_str!(
-            "../bench/fifty-containers-triple/request.json"
-        )),
+        &bench_pod!("fifty-containers-triple"),
         json!({}),
         &mut lookup,
     );
@@ -1506,7 +1509,7 @@ fn lookup_budget_of_the_benchmark_scenarios() {
     assert_eq!(lookup.call_log(), sa_then_ns);
 
     // Every provider false on the pod, or every provider disabled: zero lookups.
-    let mut all_false = bench_request(include_str!("../bench/no-annotations/request.json"));
+    let mut all_false = bench_pod!("no-annotations");
     all_false["metadata"]["annotations"] = json!({
         "cwii.dev/az-inject": "false", "cwii.dev/aws-inject": "false", "cwii.dev/gcp-inject": "false"
     });
@@ -1518,9 +1521,7 @@ fn lookup_budget_of_the_benchmark_scenarios() {
         "az": {"enabled": false}, "aws": {"enabled": false}, "gcp": {"enabled": false}
     }});
     run_with(
-        &bench_request(include_str!(
-            "../bench/fifty-containers-triple/request.json"
-        )),
+        &bench_pod!("fifty-containers-triple"),
         all_disabled,
         &mut lookup,
     );
