@@ -69,7 +69,7 @@ clean:
 proptest:
 	PROPTEST_CASES=$(PROPTEST_CASES) $(CARGO) test -p cwii-kubewarden --profile tool --test properties -- --nocapture
 
-floor.wasm: floor/src/lib.rs floor/Cargo.toml | wasm-target
+floor.wasm: floor/src/lib.rs floor/Cargo.toml Cargo.toml Cargo.lock | wasm-target
 	$(CARGO) build -p floor --target $(WASM_TARGET) --release
 	cp target/$(WASM_TARGET)/release/floor.wasm floor.wasm
 
