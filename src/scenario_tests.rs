@@ -93,6 +93,16 @@ fn env_value(container: &Value, name: &str) -> Option<String> {
         .and_then(|(_, v)| v.as_str().map(str::to_string))
 }
 
+/// The credentials.json the policy put in the pod's `cwii.dev/gcp-credentials` annotation.
+fn gcp_credentials(pod: &Value) -> Value {
+    serde_json::from_str(
+        pod["metadata"]["annotations"]["cwii.dev/gcp-credentials"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap()
+}
+
 fn volume<'a>(pod: &'a Value, name: &str) -> Option<&'a Value> {
     pod["spec"]["volumes"]
         .as_array()?
@@ -964,12 +974,7 @@ fn expected_credentials(audience: &str, gsa: Option<&str>) -> Value {
 fn gcp_downward_api_delivery() {
     let (response, lookup) = run(&pod(GCP_OK));
     let out = mutated(&response);
-    let creds: Value = serde_json::from_str(
-        out["metadata"]["annotations"]["cwii.dev/gcp-credentials"]
-            .as_str()
-            .unwrap(),
-    )
-    .unwrap();
+    let creds = gcp_credentials(out);
     assert_eq!(creds, expected_credentials(GCP_OK[1].1, None));
     assert_eq!(
         volume(out, "cwii-gcp-creds"),
@@ -1006,12 +1011,7 @@ fn gcp_impersonation_url() {
     ));
     let (response, _) = run(&pod(&keys));
     let out = mutated(&response);
-    let creds: Value = serde_json::from_str(
-        out["metadata"]["annotations"]["cwii.dev/gcp-credentials"]
-            .as_str()
-            .unwrap(),
-    )
-    .unwrap();
+    let creds = gcp_credentials(out);
     assert_eq!(
         creds,
         expected_credentials(GCP_OK[1].1, Some("reports@proj.iam.gserviceaccount.com"))
@@ -1376,12 +1376,7 @@ fn native_keys_rank_above_settings_defaults() {
         out["metadata"]["annotations"]["cwii.dev/injected"],
         "az,gcp"
     );
-    let creds: Value = serde_json::from_str(
-        out["metadata"]["annotations"]["cwii.dev/gcp-credentials"]
-            .as_str()
-            .unwrap(),
-    )
-    .unwrap();
+    let creds = gcp_credentials(out);
     assert_eq!(creds, {
         let mut c = expected_credentials("//aud", Some("gsa@p.iam.gserviceaccount.com"));
         c["credential_source"]["file"] = json!("/var/run/secrets/cwii.dev/gcp/token");
