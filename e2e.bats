@@ -17,7 +17,9 @@ SECURITY='{"allowPrivilegeEscalation":false,"capabilities":{"drop":["ALL"]}}'
 NON_ENFORCING=" || echo 'cwii: verification check failed (non-enforcing)' >&2"
 AZ_CHECK='az login --service-principal -u "$AZURE_CLIENT_ID" -t "$AZURE_TENANT_ID" --federated-token "$(cat "$AZURE_FEDERATED_TOKEN_FILE")" >/dev/null && az account show >/dev/null'
 AWS_CHECK='aws sts get-caller-identity'
-GCP_CHECK='gcloud auth application-default print-access-token'
+GCP_CHECK='gcloud auth application-default print-access-token >/dev/null'
+WRITER_SECURITY='{"allowPrivilegeEscalation":false,"capabilities":{"drop":["ALL"]},"readOnlyRootFilesystem":true}'
+AWS_NO_REGION="cwii: aws has no region: set cwii.dev/aws-region on the pod, workload, ServiceAccount or namespace, or in settings.defaults; the AWS SDKs for JavaScript v3, Go v2 and Java v2 need AWS_REGION to build an STS client"
 
 setup_file() {
   [ -x "$KWCTL" ] || command -v "$KWCTL" >/dev/null || {
@@ -289,13 +291,13 @@ token_volume() { # PROVIDER AUDIENCE SECONDS
   mutated
   pod '[.spec.initContainers[].name] == ["cwii-gcp-creds-writer", "fetch-config"]'
   pod --argjson v "$(token_volume gcp "$GCP_AUD" 3600)" '.spec.volumes == [$v, {"name": "cwii-gcp-creds", "emptyDir": {}}]'
-  pod --argjson c "$(expected_credentials "$GCP_AUD" /var/run/secrets/cwii.dev/gcp/token)" --argjson r "$RESOURCES" --argjson s "$SECURITY" '
+  pod --argjson c "$(expected_credentials "$GCP_AUD" /var/run/secrets/cwii.dev/gcp/token)" --argjson r "$RESOURCES" --argjson s "$WRITER_SECURITY" '
     .spec.initContainers[0] as $w
     | ($w.env | length) == 1 and $w.env[0].name == "CWII_GCP_CREDS_JSON" and ($w.env[0].value | fromjson) == $c
     and $w.image == "busybox:1.38.0"
     and $w.command == ["sh", "-c", "printf '"'"'%s'"'"' \"$CWII_GCP_CREDS_JSON\" > '"'"'/var/run/secrets/cwii.dev/gcp-creds/credentials.json'"'"'"]
     and $w.volumeMounts == [{"name": "cwii-gcp-creds", "mountPath": "/var/run/secrets/cwii.dev/gcp-creds", "readOnly": false}]
-    and $w.resources == $r and $w.securityContext == $s'
+    and $w.resources == $r and $w.securityContext == $s and $w.imagePullPolicy == "IfNotPresent"'
   [ "$(env_of fetch-config GOOGLE_APPLICATION_CREDENTIALS)" = /var/run/secrets/cwii.dev/gcp-creds/credentials.json ]
   [ "$(env_of app GOOGLE_APPLICATION_CREDENTIALS)" = /var/run/secrets/cwii.dev/gcp-creds/credentials.json ]
   [ "$(env_of cwii-gcp-creds-writer GOOGLE_APPLICATION_CREDENTIALS)" = "<unset>" ]
@@ -319,6 +321,44 @@ token_volume() { # PROVIDER AUDIENCE SECONDS
   resp '.auditAnnotations == null'
 }
 
+@test "gcp delivery in cwii's spelling (initContainer) is accepted: writer, emptyDir, no warning" {
+  scenario gcp-delivery-cwii-spelling
+  mutated
+  pod '[.spec.initContainers[].name] == ["cwii-gcp-creds-writer", "fetch-config"]'
+  pod '(.spec.volumes[] | select(.name == "cwii-gcp-creds")) == {"name": "cwii-gcp-creds", "emptyDir": {}}'
+  pod '.metadata.annotations | has("cwii.dev/gcp-credentials") | not'
+  warnings_are
+}
+
+@test "aws region pair: a container with its own AWS_REGION or AWS_DEFAULT_REGION gets neither" {
+  scenario aws-region-pair
+  mutated
+  pod '[.spec.containers[0].env[].name] == ["AWS_REGION", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE"]'
+  [ "$(env_of app AWS_REGION)" = us-east-2 ]
+  pod '[.spec.containers[1].env[].name] == ["AWS_DEFAULT_REGION", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE"]'
+  pod '.spec.containers[1].env[0].valueFrom.configMapKeyRef.key == "region"'
+  pod '[.spec.containers[2].env[] | "\(.name)=\(.value)"] == ["AWS_ROLE_ARN=arn:aws:iam::111122223333:role/reports", "AWS_WEB_IDENTITY_TOKEN_FILE=/var/run/secrets/cwii.dev/aws/token", "AWS_REGION=eu-west-1", "AWS_DEFAULT_REGION=eu-west-1"]'
+  warnings_are \
+    "cwii: container 'app' keeps its own AWS_REGION; aws set none of AWS_REGION, AWS_DEFAULT_REGION (they go together)" \
+    "cwii: container 'batch' keeps its own AWS_DEFAULT_REGION; aws set none of AWS_REGION, AWS_DEFAULT_REGION (they go together)"
+  assert_idempotent "$DATA/aws-region-pair/session.yml"
+}
+
+@test "aws without a region at any level: injected, with a warning naming the keys and the SDKs" {
+  scenario aws-no-region
+  mutated
+  [ "$(env_of app AWS_ROLE_ARN)" = "$ARN" ]
+  [ "$(env_of app AWS_REGION)" = "<unset>" ]
+  warnings_are "$AWS_NO_REGION"
+  # A cluster-wide region in settings.defaults is the fix the warning names.
+  evaluate "$DATA/aws-no-region/request.json" "$DATA/aws-no-region/session.yml" \
+    --settings-json '{"defaults": {"cwii.dev/aws-region": "eu-west-1"}}'
+  mutated
+  [ "$(env_of app AWS_REGION)" = eu-west-1 ]
+  [ "$(env_of app AWS_DEFAULT_REGION)" = eu-west-1 ]
+  warnings_are
+}
+
 @test "triple provider: three tokens with three audiences, every container, marker aws,az,gcp" {
   scenario triple-provider
   mutated
@@ -337,7 +377,7 @@ token_volume() { # PROVIDER AUDIENCE SECONDS
 verify_container() { # PROVIDER IMAGE SCRIPT ENV_JSON MOUNTS_JSON
   jq -cn --arg p "$1" --arg image "$2" --arg script "$3" --argjson env "$4" --argjson mounts "$5" \
     --argjson r "$RESOURCES" --argjson s "$SECURITY" \
-    '{name: "cwii-\($p)-verify", image: $image, command: ["sh", "-c", $script], env: $env,
+    '{name: "cwii-\($p)-verify", image: $image, imagePullPolicy: "IfNotPresent", command: ["sh", "-c", $script], env: $env,
       volumeMounts: $mounts, resources: $r, securityContext: $s}'
 }
 GCP_ENV='[{"name":"GOOGLE_APPLICATION_CREDENTIALS","value":"/var/run/secrets/cwii.dev/gcp-creds/credentials.json"}]'
@@ -357,6 +397,51 @@ AWS_MOUNTS='[{"name":"cwii-aws-token","mountPath":"/var/run/secrets/cwii.dev/aws
   assert_idempotent "$DATA/verify-non-enforcing/session.yml"
 }
 
+# check_with_stub_clis SCRIPT: runs a verify check with stand-ins for gcloud, aws and az
+# whose credential sub-commands print $SECRET (as the real CLIs print a token), and a token
+# file holding it; prints everything the container log would show.
+SECRET=cwii-test-secret-7f3a9c
+check_with_stub_clis() {
+  local stubs="$BATS_TEST_TMPDIR/stub-bin" token="$BATS_TEST_TMPDIR/token"
+  mkdir -p "$stubs"
+  printf '%s' "$SECRET" >"$token"
+  cat >"$stubs/gcloud" <<'STUB'
+#!/bin/sh
+case "$*" in *print-access-token*|*print-identity-token*) echo "$SECRET" ;; *) echo "gcloud: $*" ;; esac
+STUB
+  cat >"$stubs/aws" <<'STUB'
+#!/bin/sh
+case "$*" in *assume-role*|*export-credentials*|*get-session-token*) echo "$SECRET" ;;
+  *) echo '{"UserId": "AROA:botocore-session", "Account": "111122223333"}' ;; esac
+STUB
+  cat >"$stubs/az" <<'STUB'
+#!/bin/sh
+case "$*" in *get-access-token*) echo "$SECRET" ;; *) echo '[{"id": "subscription"}]' ;; esac
+STUB
+  chmod +x "$stubs"/*
+  env -i PATH="$stubs:/usr/bin:/bin" HOME="$BATS_TEST_TMPDIR" SECRET="$SECRET" \
+    AZURE_CLIENT_ID=client AZURE_TENANT_ID=tenant AZURE_FEDERATED_TOKEN_FILE="$token" \
+    AWS_ROLE_ARN="$ARN" AWS_WEB_IDENTITY_TOKEN_FILE="$token" GOOGLE_APPLICATION_CREDENTIALS="$token" \
+    sh -c "$1" 2>&1 || true
+}
+
+@test "no added container's command can print a credential into the container log" {
+  # The harness catches a leak: the check cwii's policy once shipped printed the token.
+  [[ "$(check_with_stub_clis 'gcloud auth application-default print-access-token')" == *"$SECRET"* ]]
+  for name in verify-non-enforcing verify-enforcing gcp-init-container; do
+    scenario "$name"
+    mutated
+    mapfile -t scripts < <(jq -r '.spec.initContainers[] | select(.name | startswith("cwii-")) | .command[2]' "$POD")
+    [ "${#scripts[@]}" -gt 0 ]
+    for script in "${scripts[@]}"; do
+      log=$(check_with_stub_clis "$script")
+      [[ "$log" != *"$SECRET"* ]] || { echo "$name: '$script' printed the credential: $log" >&2; return 1; }
+    done
+    # Every container the policy adds is pulled only when missing.
+    pod '[.spec.initContainers[] | select(.name | startswith("cwii-")) | .imagePullPolicy] | all(. == "IfNotPresent")'
+  done
+}
+
 @test "verify enforcing (from the namespace): the check without the non-blocking suffix" {
   scenario verify-enforcing
   mutated
@@ -374,7 +459,7 @@ AWS_MOUNTS='[{"name":"cwii-aws-token","mountPath":"/var/run/secrets/cwii.dev/aws
   pod --argjson c "$(verify_container aws registry.example.com/tools/aws-cli:2.35.4 "$AWS_CHECK$NON_ENFORCING" "$AWS_ENV" "$AWS_MOUNTS")" \
     '.spec.initContainers == [$c]'
   pod '[.. | strings | select(contains("evil.example") or contains("attacker"))] == []'
-  warnings_are "cwii: replaced init container 'cwii-aws-verify': the name is reserved for the policy"
+  warnings_are "$AWS_NO_REGION" "cwii: replaced init container 'cwii-aws-verify': the name is reserved for the policy"
   resp '.auditAnnotations["cwii-aws-sources"] | contains("verify-image=serviceaccount")'
 }
 

@@ -17,8 +17,9 @@ pub enum KeyKind {
     Text,
     /// Container names separated by `,` or `;`; explicit when at least one name is left.
     Names,
-    /// One of a fixed set of words (case-insensitive).
-    Choice(&'static [&'static str]),
+    /// One of a fixed set of words (case-insensitive): `(spelling, canonical word)` pairs, so
+    /// that another tool's spellings can mean the same word.
+    Choice(&'static [(&'static str, &'static str)]),
 }
 
 /// One key of a provider, named by its suffix: `cwii.dev/<p>-<suffix>`.
@@ -91,7 +92,7 @@ pub fn expected(kind: KeyKind) -> String {
         KeyKind::Seconds => "expected an integer number of seconds".into(),
         KeyKind::Text => "expected a non-empty value".into(),
         KeyKind::Names => "expected container names separated by ',' or ';'".into(),
-        KeyKind::Choice(words) => format!("expected one of {}", words.join(", ")),
+        KeyKind::Choice(words) => format!("expected one of {}", canonical_words(words).join(", ")),
     }
 }
 
@@ -121,9 +122,20 @@ pub fn parse_value(kind: KeyKind, raw: &str) -> Option<KeyValue> {
         }
         KeyKind::Choice(words) => words
             .iter()
-            .find(|w| w.eq_ignore_ascii_case(trimmed))
-            .map(|w| KeyValue::Text((*w).to_string())),
+            .find(|(spelling, _)| spelling.eq_ignore_ascii_case(trimmed))
+            .map(|(_, word)| KeyValue::Text((*word).to_string())),
     }
+}
+
+/// The distinct canonical words of a choice, in order.
+pub fn canonical_words(words: &[(&'static str, &'static str)]) -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = Vec::new();
+    for (_, word) in words {
+        if !out.contains(word) {
+            out.push(word);
+        }
+    }
+    out
 }
 
 /// `cwii.dev/<provider>-<suffix>`.
@@ -197,12 +209,24 @@ mod tests {
 
     #[test]
     fn choice_normalises_case() {
-        let kind = KeyKind::Choice(&["downward-api", "init-container"]);
+        let kind = KeyKind::Choice(&[
+            ("downward-api", "downward-api"),
+            ("init-container", "init-container"),
+            ("initContainer", "init-container"),
+        ]);
         assert_eq!(
             parse_value(kind, "Init-Container"),
             Some(KeyValue::Text("init-container".into()))
         );
+        assert_eq!(
+            parse_value(kind, "initContainer"),
+            Some(KeyValue::Text("init-container".into()))
+        );
         assert_eq!(parse_value(kind, "carrier-pigeon"), None);
+        assert_eq!(
+            expected(kind),
+            "expected one of downward-api, init-container"
+        );
     }
 
     #[test]

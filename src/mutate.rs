@@ -312,16 +312,49 @@ fn inject_container(
     let Some(env) = array_field(object, "env", changed) else {
         return;
     };
-    for (name, value) in &plan.env {
-        let desired = json!({"name": name, "value": value});
+    let desired: Vec<Value> = plan
+        .env
+        .iter()
+        .map(|(name, value)| json!({"name": name, "value": value}))
+        .collect();
+    let defines = |env: &[Value], name: &str| env.iter().any(|e| name_of(e) == name);
+    // Groups are decided on the container as it came, before anything is added.
+    let mut withheld: Vec<&str> = Vec::new();
+    for group in &plan.env_groups {
+        let members: Vec<usize> = (0..plan.env.len())
+            .filter(|i| group.contains(&plan.env[*i].0.as_str()))
+            .collect();
+        let present: Vec<&str> = members
+            .iter()
+            .map(|i| plan.env[*i].0.as_str())
+            .filter(|n| defines(env, n))
+            .collect();
+        if present.is_empty() {
+            continue;
+        }
+        withheld.extend(members.iter().map(|i| plan.env[*i].0.as_str()));
+        if !members.iter().all(|i| env.contains(&desired[*i])) {
+            let names: Vec<&str> = members.iter().map(|i| plan.env[*i].0.as_str()).collect();
+            warnings.push(format!(
+                "cwii: container '{container_name}' keeps its own {}; {} set none of {} (they go together)",
+                present.join(", "),
+                plan.provider,
+                names.join(", ")
+            ));
+        }
+    }
+    for (index, (name, _)) in plan.env.iter().enumerate() {
+        if withheld.contains(&name.as_str()) {
+            continue;
+        }
         match env.iter().find(|e| name_of(e) == name) {
-            Some(existing) if *existing == desired => {}
+            Some(existing) if *existing == desired[index] => {}
             Some(_) => warnings.push(format!(
                 "cwii: container '{container_name}' keeps its own {name}; {} did not set it",
                 plan.provider
             )),
             None => {
-                env.push(desired);
+                env.push(desired[index].clone());
                 *changed = true;
             }
         }

@@ -36,6 +36,9 @@ pub struct ProviderPlan {
     pub mounts: Vec<Mount>,
     /// Set in every target container (unless the container defines the name already).
     pub env: Vec<(String, String)>,
+    /// Names in `env` that go together: a container that defines any of them gets none of
+    /// them from the policy (two regions that disagree are worse than one).
+    pub env_groups: Vec<&'static [&'static str]>,
     /// Init containers that must run before the user's (the gcp credentials writer).
     pub leading_init_containers: Vec<Value>,
     /// Appended after the existing init containers.
@@ -75,8 +78,9 @@ impl PlanContext<'_> {
             .map(String::as_str)
             .unwrap_or("")
     }
-    /// A container built the way every injected container is: least privilege and the
-    /// configured resources.
+    /// A container built the way every injected container is: least privilege, the
+    /// configured resources, and `IfNotPresent` so that an untagged image is not pulled at
+    /// every pod start. `read_only_root` for containers that write only to their volumes.
     pub fn injected_container(
         &self,
         name: &str,
@@ -84,17 +88,70 @@ impl PlanContext<'_> {
         script: &str,
         env: &[(String, String)],
         mounts: &[Mount],
+        read_only_root: bool,
     ) -> Value {
+        let mut security =
+            json!({"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}});
+        if read_only_root {
+            security["readOnlyRootFilesystem"] = Value::Bool(true);
+        }
         json!({
             "name": name,
             "image": image,
+            "imagePullPolicy": "IfNotPresent",
             "command": ["sh", "-c", script],
             "env": env.iter().map(|(n, v)| json!({"name": n, "value": v})).collect::<Vec<_>>(),
             "volumeMounts": mounts.iter().map(Mount::to_json).collect::<Vec<_>>(),
             "resources": self.settings.injected_container_resources,
-            "securityContext": {"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}},
+            "securityContext": security,
         })
     }
+}
+
+/// Sub-commands of the cloud CLIs (and `cat`, for the token files) that write a credential
+/// to standard output.
+const CREDENTIAL_PRINTERS: &[&str] = &[
+    "print-access-token",
+    "print-identity-token",
+    "get-access-token",
+    "get-session-token",
+    "get-login-password",
+    "assume-role",
+    "export-credentials",
+    "cat ",
+];
+
+/// Whether a shell script could write a credential into the container log: a command of
+/// [`CREDENTIAL_PRINTERS`] whose output is neither captured (`$(…)`) nor sent to
+/// `/dev/null`. Verify containers are checked with it (and the tests hold every added
+/// container to it).
+pub fn may_print_credential(script: &str) -> bool {
+    // Output captured by a command substitution never reaches the log by itself.
+    let mut visible = String::with_capacity(script.len());
+    let mut depth = 0usize;
+    let mut chars = script.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '$' && chars.peek() == Some(&'(') {
+            chars.next();
+            depth += 1;
+        } else if depth > 0 && c == '(' {
+            depth += 1;
+        } else if depth > 0 && c == ')' {
+            depth -= 1;
+        } else if depth == 0 {
+            visible.push(c);
+        }
+    }
+    visible
+        .split(['&', '|', ';', '\n'])
+        .filter(|segment| CREDENTIAL_PRINTERS.iter().any(|p| segment.contains(p)))
+        .any(|segment| {
+            // Standard output discarded: `>/dev/null` or `1>/dev/null`, not `2>/dev/null`.
+            let quiet = segment.replace(' ', "");
+            !quiet
+                .match_indices(">/dev/null")
+                .any(|(at, _)| !quiet[..at].ends_with('2'))
+        })
 }
 
 /// Builds the plan of a provider whose inject key resolved to true, or says (as a warning)
@@ -171,6 +228,7 @@ pub fn build_plan(
             read_only: true,
         }],
         env: Vec::new(),
+        env_groups: Vec::new(),
         leading_init_containers: Vec::new(),
         verify_container: None,
         annotations: Vec::new(),
@@ -192,6 +250,10 @@ pub fn build_plan(
             None => provider_settings.verify_image.clone(),
         };
         let check = provider.verify_check();
+        debug_assert!(
+            !may_print_credential(check),
+            "{name} check prints a credential"
+        );
         let script = if keys.flag(shared::VERIFY_ENFORCE) == Some(true) {
             check.to_string()
         } else {
@@ -203,6 +265,8 @@ pub fn build_plan(
             &script,
             &plan.env,
             &plan.mounts,
+            // The cloud CLIs write caches and config under $HOME.
+            false,
         ));
     }
     plan.sources = sources;

@@ -3,6 +3,7 @@
 
 use crate::admission::{evaluate, evaluate_request, AdmissionRequest, GroupVersionKind};
 use crate::lookup::InMemoryLookup;
+use crate::plan::may_print_credential;
 use crate::settings::Settings;
 use kubewarden_policy_sdk::response::ValidationResponse;
 use serde_json::{json, Value};
@@ -1050,6 +1051,12 @@ fn gcp_init_container_delivery_puts_the_writer_first() {
         writer["volumeMounts"],
         json!([{"name": "cwii-gcp-creds", "mountPath": "/var/run/secrets/cwii.dev/gcp-creds", "readOnly": false}])
     );
+    // It writes only to its emptyDir: hardened like cwii's, and never pulled at every start.
+    assert_eq!(
+        writer["securityContext"],
+        json!({"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}, "readOnlyRootFilesystem": true})
+    );
+    assert_eq!(writer["imagePullPolicy"], "IfNotPresent");
     // The user's init container runs after the writer and reads the credentials.
     assert!(env_value(init(out, "fetch-config"), "GOOGLE_APPLICATION_CREDENTIALS").is_some());
     // The policy's own containers get no provider injection beyond their own definition.
@@ -1067,6 +1074,127 @@ fn gcp_config_map_falls_back_to_downward_api() {
     assert!(warnings(&response)
         .iter()
         .any(|w| w.contains("config-map is served as downward-api")));
+}
+
+#[test]
+fn gcp_delivery_accepts_cwii_spellings() {
+    for (spelling, writer) in [
+        ("initContainer", true),
+        ("init_container", true),
+        ("INITCONTAINER", true),
+        ("configmap", false),
+    ] {
+        let mut keys = GCP_OK.to_vec();
+        keys.push(("cwii.dev/gcp-delivery", spelling));
+        let (response, _) = run(&pod(&keys));
+        let out = mutated(&response);
+        assert_eq!(
+            init_names(out) == vec!["cwii-gcp-creds-writer"],
+            writer,
+            "{spelling}: {:?}",
+            init_names(out)
+        );
+        assert!(
+            !warnings(&response).iter().any(|w| w.contains("ignored")),
+            "{spelling}: {:?}",
+            warnings(&response)
+        );
+    }
+    // The setting takes the same spellings.
+    let mut lookup = InMemoryLookup::new();
+    let response = run_with(
+        &pod(GCP_OK),
+        json!({"providers": {"gcp": {"delivery": "initContainer"}}}),
+        &mut lookup,
+    );
+    assert_eq!(
+        init_names(mutated(&response)),
+        vec!["cwii-gcp-creds-writer"]
+    );
+}
+
+#[test]
+fn credential_printing_commands_are_recognised() {
+    assert!(may_print_credential(
+        "gcloud auth application-default print-access-token"
+    ));
+    assert!(may_print_credential(
+        "gcloud auth application-default print-access-token 2>/dev/null || echo failed >&2"
+    ));
+    assert!(may_print_credential("cat \"$AWS_WEB_IDENTITY_TOKEN_FILE\""));
+    assert!(may_print_credential("az account get-access-token && true"));
+    assert!(!may_print_credential(
+        "gcloud auth application-default print-access-token >/dev/null || echo failed >&2"
+    ));
+    assert!(!may_print_credential(
+        "az login --federated-token \"$(cat \"$F\")\" >/dev/null && az account show >/dev/null"
+    ));
+    assert!(!may_print_credential("aws sts get-caller-identity"));
+}
+
+#[test]
+fn aws_without_region_warns_and_names_the_keys() {
+    let (response, _) = run(&pod(AWS_OK));
+    mutated(&response);
+    let expected = "cwii: aws has no region: set cwii.dev/aws-region on the pod, workload, ServiceAccount or namespace, or in settings.defaults; the AWS SDKs for JavaScript v3, Go v2 and Java v2 need AWS_REGION to build an STS client";
+    assert!(
+        warnings(&response).contains(&expected.to_string()),
+        "{:?}",
+        warnings(&response)
+    );
+    // A region at any level (here the defaults) silences it.
+    let mut lookup = InMemoryLookup::new();
+    let response = run_with(
+        &pod(AWS_OK),
+        json!({"defaults": {"cwii.dev/aws-region": "eu-west-1"}}),
+        &mut lookup,
+    );
+    mutated(&response);
+    assert!(!warnings(&response).iter().any(|w| w.contains("no region")));
+}
+
+#[test]
+fn a_container_with_its_own_region_gets_neither_region_variable() {
+    let mut keys = AWS_OK.to_vec();
+    keys.push(("cwii.dev/aws-region", "eu-west-1"));
+    let mut input = pod(&keys);
+    input["spec"]["containers"] = json!([
+        {"name": "app", "image": "a", "env": [{"name": "AWS_REGION", "value": "us-east-2"}]},
+        {"name": "batch", "image": "b", "env": [{"name": "AWS_DEFAULT_REGION", "valueFrom": {"configMapKeyRef": {"name": "c", "key": "r"}}}]},
+        {"name": "plain", "image": "p"}
+    ]);
+    let (response, lookup) = run(&input);
+    let out = mutated(&response);
+    let names = |c: &Value| -> Vec<String> { env_of(c).into_iter().map(|(n, _)| n).collect() };
+    assert_eq!(
+        names(&out["spec"]["containers"][0]),
+        vec!["AWS_REGION", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE"]
+    );
+    assert_eq!(
+        env_value(&out["spec"]["containers"][0], "AWS_REGION").as_deref(),
+        Some("us-east-2")
+    );
+    assert_eq!(
+        names(&out["spec"]["containers"][1]),
+        vec![
+            "AWS_DEFAULT_REGION",
+            "AWS_ROLE_ARN",
+            "AWS_WEB_IDENTITY_TOKEN_FILE"
+        ]
+    );
+    assert_eq!(
+        names(&out["spec"]["containers"][2]),
+        vec![
+            "AWS_ROLE_ARN",
+            "AWS_WEB_IDENTITY_TOKEN_FILE",
+            "AWS_REGION",
+            "AWS_DEFAULT_REGION"
+        ]
+    );
+    let w = warnings(&response);
+    assert!(w.contains(&"cwii: container 'app' keeps its own AWS_REGION; aws set none of AWS_REGION, AWS_DEFAULT_REGION (they go together)".to_string()), "{w:?}");
+    assert!(w.contains(&"cwii: container 'batch' keeps its own AWS_DEFAULT_REGION; aws set none of AWS_REGION, AWS_DEFAULT_REGION (they go together)".to_string()), "{w:?}");
+    assert_idempotent(out, json!({}), &lookup);
 }
 
 #[test]
@@ -1183,9 +1311,14 @@ fn verify_containers_for_each_provider_in_order() {
     let gcp = init(out, "cwii-gcp-verify");
     assert_eq!(
         gcp["command"][2],
-        "gcloud auth application-default print-access-token || echo 'cwii: verification check failed (non-enforcing)' >&2"
+        "gcloud auth application-default print-access-token >/dev/null || echo 'cwii: verification check failed (non-enforcing)' >&2"
     );
     assert_eq!(gcp["volumeMounts"].as_array().unwrap().len(), 2);
+    for verify in ["cwii-gcp-verify", "cwii-aws-verify", "cwii-az-verify"] {
+        let script = init(out, verify)["command"][2].as_str().unwrap();
+        assert!(!may_print_credential(script), "{verify}: {script}");
+        assert_eq!(init(out, verify)["imagePullPolicy"], "IfNotPresent");
+    }
     // The mesh sidecar got every provider, the verify containers only their own.
     assert_eq!(
         init(out, "mesh")["volumeMounts"].as_array().unwrap().len(),

@@ -3,6 +3,7 @@
 
 use cwii_kubewarden::admission::{evaluate_request, AdmissionRequest, GroupVersionKind};
 use cwii_kubewarden::lookup::InMemoryLookup;
+use cwii_kubewarden::plan::may_print_credential;
 use cwii_kubewarden::settings::Settings;
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
@@ -685,6 +686,49 @@ fn check_valid_pod(pod: &Value) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// Every container the policy added (absent from the input, or replaced): pulled only when
+/// missing, hardened, and no command that could print a credential into the log.
+fn check_added_containers(pod: &Value, input: &Value) -> Result<(), TestCaseError> {
+    for list in ["containers", "initContainers"] {
+        let before: Vec<&Value> = input["spec"][list]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .collect();
+        for c in pod["spec"][list].as_array().into_iter().flatten() {
+            if before.contains(&c) {
+                continue;
+            }
+            let name = c["name"].as_str().unwrap_or("");
+            if !name.starts_with("cwii-") {
+                continue;
+            }
+            prop_assert_eq!(&c["imagePullPolicy"], "IfNotPresent", "{}", name);
+            let security = &c["securityContext"];
+            prop_assert_eq!(&security["allowPrivilegeEscalation"], false, "{}", name);
+            prop_assert_eq!(
+                &security["capabilities"]["drop"],
+                &json!(["ALL"]),
+                "{}",
+                name
+            );
+            if name == "cwii-gcp-creds-writer" {
+                prop_assert_eq!(&security["readOnlyRootFilesystem"], true);
+            }
+            for part in c["command"].as_array().into_iter().flatten() {
+                let part = part.as_str().unwrap_or("");
+                prop_assert!(
+                    !may_print_credential(part),
+                    "{} may print a credential: {}",
+                    name,
+                    part
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 fn env_value<'a>(c: &'a Value, name: &str) -> Option<&'a Value> {
     c["env"].as_array()?.iter().find(|e| e["name"] == name)
 }
@@ -792,8 +836,9 @@ fn check_case(case: &Case, coverage: &Coverage) -> Result<(), TestCaseError> {
     // 3. Everything the policy does not own is unchanged.
     prop_assert_eq!(strip_owned(&output, &input), strip_owned_input(&input));
 
-    // 6. The output is a valid pod.
+    // 6. The output is a valid pod, and what the policy added is hardened.
     check_valid_pod(&output)?;
+    check_added_containers(&output, &input)?;
 
     // 4 and 5. Per provider: injected exactly when the oracle says so, everywhere it should be.
     let marker: BTreeSet<String> = output["metadata"]["annotations"]["cwii.dev/injected"]

@@ -7,6 +7,11 @@ use crate::resolve::ResolvedKeys;
 
 pub struct Aws;
 
+/// boto3 and the v1 CLI read the second, the other SDKs the first: they go together.
+const REGION_VARS: &[&str] = &["AWS_REGION", "AWS_DEFAULT_REGION"];
+
+const MISSING_REGION: &str = "cwii: aws has no region: set cwii.dev/aws-region on the pod, workload, ServiceAccount or namespace, or in settings.defaults; the AWS SDKs for JavaScript v3, Go v2 and Java v2 need AWS_REGION to build an STS client";
+
 const ROLE_ARN: &str = "role-arn";
 const REGION: &str = "region";
 const ROLE_SESSION_NAME: &str = "role-session-name";
@@ -65,12 +70,12 @@ impl Provider for Aws {
         plan.env.push(("AWS_ROLE_ARN".into(), role_arn.into()));
         plan.env
             .push(("AWS_WEB_IDENTITY_TOKEN_FILE".into(), ctx.token_file()));
-        optional_env(
-            &mut plan.env,
-            keys,
-            REGION,
-            &["AWS_REGION", "AWS_DEFAULT_REGION"],
-        );
+        optional_env(&mut plan.env, keys, REGION, REGION_VARS);
+        if keys.text(REGION).is_none() {
+            // boto3 falls back to the global STS endpoint; these SDKs fail instead.
+            plan.notes.push(MISSING_REGION.into());
+        }
+        plan.env_groups.push(REGION_VARS);
         optional_env(
             &mut plan.env,
             keys,

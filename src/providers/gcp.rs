@@ -15,7 +15,15 @@ const DOWNWARD_API: &str = "downward-api";
 const INIT_CONTAINER: &str = "init-container";
 /// cwii's third mode; a policy cannot write ConfigMaps, and the file path is the same.
 const CONFIG_MAP: &str = "config-map";
-const DELIVERY_MODES: &[&str] = &[DOWNWARD_API, INIT_CONTAINER, CONFIG_MAP];
+/// The modes, and cwii's other spellings of them (its Helm values and flags).
+const DELIVERY_MODES: &[(&str, &str)] = &[
+    (DOWNWARD_API, DOWNWARD_API),
+    (INIT_CONTAINER, INIT_CONTAINER),
+    (CONFIG_MAP, CONFIG_MAP),
+    ("initContainer", INIT_CONTAINER),
+    ("init_container", INIT_CONTAINER),
+    ("configmap", CONFIG_MAP),
+];
 
 /// Pod annotation holding credentials.json in downward-api mode.
 pub const CREDENTIALS_ANNOTATION: &str = "cwii.dev/gcp-credentials";
@@ -47,7 +55,8 @@ impl Provider for Gcp {
         "google/cloud-sdk:572.0.0-slim"
     }
     fn verify_check(&self) -> &'static str {
-        "gcloud auth application-default print-access-token"
+        // The token must never reach the container log (anyone with pods/log could read it).
+        "gcloud auth application-default print-access-token >/dev/null"
     }
     fn extra_settings(&self) -> &'static [ExtraSetting] {
         &[
@@ -74,10 +83,15 @@ impl Provider for Gcp {
         let credentials =
             credentials_json(ctx.audience, &ctx.token_file(), keys.text(SERVICE_ACCOUNT));
 
-        let delivery = match keys.text(DELIVERY) {
-            Some(mode) => mode,
-            None => ctx.extra_setting("delivery"),
+        // The setting was validated, and may use one of cwii's spellings too.
+        let from_settings = match keys::parse_value(
+            KeyKind::Choice(DELIVERY_MODES),
+            ctx.extra_setting("delivery"),
+        ) {
+            Some(KeyValue::Text(mode)) => mode,
+            _ => DOWNWARD_API.to_string(),
         };
+        let delivery = keys.text(DELIVERY).unwrap_or(&from_settings);
         if delivery == INIT_CONTAINER {
             plan.volumes
                 .push(json!({"name": CREDS_VOLUME, "emptyDir": {}}));
@@ -94,6 +108,8 @@ impl Provider for Gcp {
                     path: creds_dir.clone(),
                     read_only: false,
                 }],
+                // It writes only to its emptyDir.
+                true,
             );
             plan.leading_init_containers.push(writer);
         } else {
@@ -144,11 +160,11 @@ pub fn credentials_json(audience: &str, token_file: &str, service_account: Optio
 
 fn check_delivery(mode: &str) -> Result<(), String> {
     match keys::parse_value(KeyKind::Choice(DELIVERY_MODES), mode) {
-        Some(KeyValue::Text(m)) if m == mode => Ok(()),
+        Some(_) => Ok(()),
         _ => Err(format!(
             "unknown delivery mode {} (expected {})",
             keys::quote_for_message(mode),
-            DELIVERY_MODES.join(", ")
+            keys::canonical_words(DELIVERY_MODES).join(", ")
         )),
     }
 }
