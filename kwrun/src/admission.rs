@@ -5,34 +5,42 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// An AdmissionRequest, kept as JSON so that nothing the policy might read is lost.
+/// An AdmissionRequest as the host hands it to the policy.
+///
+/// kwctl and the policy server read the request into a typed AdmissionRequest (the
+/// `admission/v1` shape) and send the policy that typed value serialized again. So a request
+/// lacking a field the type requires (`uid`, `kind`, `resource`, `operation`, `userInfo`) is
+/// refused before any evaluation, fields the type does not know are dropped, and `null`
+/// optional fields are left out. This keeps the JSON of that round trip.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AdmissionRequest(Value);
 
+/// kwctl's message when the request does not fit the AdmissionRequest type.
+const NOT_AN_ADMISSION_REQUEST: &str = "cannot build AdmissionRequest object from given input";
+
 impl AdmissionRequest {
-    /// Accepts a bare AdmissionRequest, or any object wrapping one under `request` (such as
-    /// an AdmissionReview), like kwctl.
+    /// Reads an AdmissionRequest, or an AdmissionReview (`"kind": "AdmissionReview"`)
+    /// holding one under `request`, with kwctl's rules and error texts.
     pub fn from_json(document: Value) -> Result<Self> {
         let Value::Object(mut top) = document else {
-            bail!("expected a JSON object holding an AdmissionRequest");
+            bail!("Invalid request object");
         };
-        if !looks_like_admission_request(&top) {
-            match top.remove("request") {
-                Some(Value::Object(inner)) if looks_like_admission_request(&inner) => {
-                    top = inner;
-                }
-                Some(_) => bail!("`request` does not hold an AdmissionRequest (an object with `uid` and `kind`)"),
-                None => bail!(
-                    "not an AdmissionRequest: expected an object with `uid` and `kind` (and `object`, `operation`, …), or one wrapping it under `request`"
-                ),
-            }
-        }
-        Ok(Self(Value::Object(top)))
+        let request = if top.get("kind").and_then(Value::as_str) == Some("AdmissionReview") {
+            top.remove("request")
+                .ok_or_else(|| anyhow!("invalid AdmissionReview object"))?
+        } else {
+            Value::Object(top)
+        };
+        let typed: typed::AdmissionRequest = serde_json::from_value(request)
+            .map_err(|error| anyhow!("{NOT_AN_ADMISSION_REQUEST}: {error}"))?;
+        let normalized =
+            serde_json::to_value(&typed).context("cannot serialize the AdmissionRequest")?;
+        Ok(Self(normalized))
     }
 
     pub fn from_file(path: &Path) -> Result<Self> {
@@ -40,8 +48,9 @@ impl AdmissionRequest {
             .with_context(|| format!("cannot read request file {}", path.display()))?;
         let document: Value = serde_json::from_str(&text)
             .with_context(|| format!("request file {} is not valid JSON", path.display()))?;
+        // kwctl's own text first (scripts match on it), then which file it was.
         Self::from_json(document)
-            .with_context(|| format!("invalid request file {}", path.display()))
+            .map_err(|error| anyhow!("{error:#} (request file {})", path.display()))
     }
 
     pub fn uid(&self) -> &str {
@@ -61,9 +70,92 @@ impl AdmissionRequest {
     }
 }
 
-fn looks_like_admission_request(object: &serde_json::Map<String, Value>) -> bool {
-    object.get("uid").is_some_and(Value::is_string)
-        && object.get("kind").is_some_and(Value::is_object)
+/// kwctl's request types, mirrored: their Rust names appear in serde's messages.
+mod typed {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Serialize};
+    use serde_json::Value;
+
+    /// The fields, types and optionality of Kubernetes' `admission/v1` AdmissionRequest as the
+    /// Kubewarden host models it. Unknown fields are ignored; `object`, `oldObject` and
+    /// `options` are kept as they are.
+    #[derive(Debug, Deserialize, Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub(super) struct AdmissionRequest {
+        uid: String,
+        kind: GroupVersionKind,
+        resource: GroupVersionResource,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sub_resource: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_kind: Option<GroupVersionKind>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_resource: Option<GroupVersionResource>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_sub_resource: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        namespace: Option<String>,
+        operation: String,
+        #[serde(deserialize_with = "user_info")]
+        user_info: UserInfo,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        object: Option<Value>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        old_object: Option<Value>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dry_run: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        options: Option<Value>,
+    }
+
+    #[derive(Debug, Deserialize, Serialize)]
+    pub(super) struct GroupVersionKind {
+        group: String,
+        version: String,
+        kind: String,
+    }
+
+    #[derive(Debug, Deserialize, Serialize)]
+    pub(super) struct GroupVersionResource {
+        group: String,
+        version: String,
+        resource: String,
+    }
+
+    /// `authentication/v1` UserInfo: every field optional, unknown fields ignored.
+    #[derive(Debug, Deserialize, Serialize)]
+    pub(super) struct UserInfo {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        extra: Option<BTreeMap<String, Vec<String>>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        groups: Option<Vec<String>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        uid: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        username: Option<String>,
+    }
+
+    /// UserInfo must be a JSON object (a derived struct would also take an array).
+    fn user_info<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<UserInfo, D::Error> {
+        use serde::de::{Error, Unexpected};
+        let value = Value::deserialize(deserializer)?;
+        let unexpected = match &value {
+            Value::Object(_) => return UserInfo::deserialize(value).map_err(D::Error::custom),
+            Value::Null => Unexpected::Unit,
+            Value::Bool(b) => Unexpected::Bool(*b),
+            Value::Number(n) => match (n.as_u64(), n.as_i64(), n.as_f64()) {
+                (Some(u), _, _) => Unexpected::Unsigned(u),
+                (_, Some(i), _) => Unexpected::Signed(i),
+                (_, _, f) => Unexpected::Float(f.unwrap_or_default()),
+            },
+            Value::String(s) => Unexpected::Str(s),
+            Value::Array(_) => Unexpected::Seq,
+        };
+        Err(D::Error::invalid_type(unexpected, &"UserInfo"))
+    }
 }
 
 /// The payload of the guest's `validate` export.
@@ -216,32 +308,108 @@ mod tests {
         }
     }
 
+    fn fixture() -> Value {
+        serde_json::from_str(include_str!("../tests/fixtures/request.json")).unwrap()
+    }
+
+    fn error_of(document: Value) -> String {
+        format!("{:#}", AdmissionRequest::from_json(document).unwrap_err())
+    }
+
     #[test]
-    fn accepts_bare_and_wrapped_requests() {
+    fn accepts_a_bare_request_or_an_admission_review() {
         let bare = sample_request();
         assert_eq!(bare.uid(), "1299d386-525b-4032-98ae-1949f69f9cfc");
-        let wrapped = AdmissionRequest::from_json(json!({"request": bare.as_json()})).unwrap();
-        assert_eq!(wrapped, bare);
         let review = AdmissionRequest::from_json(
-            json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": bare.as_json()}),
+            json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": fixture()}),
         )
         .unwrap();
         assert_eq!(review, bare);
     }
 
     #[test]
-    fn rejects_what_is_not_a_request() {
-        for document in [
-            json!([1, 2]),
-            json!({"apiVersion": "v1", "kind": "Pod"}),
-            json!({"request": {"name": "x"}}),
-            json!({"request": "x"}),
-        ] {
-            assert!(
-                AdmissionRequest::from_json(document.clone()).is_err(),
-                "{document}"
+    fn only_an_admission_review_is_unwrapped() {
+        // kwctl reads any other object as the request itself.
+        assert_eq!(
+            error_of(json!({"request": fixture()})),
+            "cannot build AdmissionRequest object from given input: missing field `uid`"
+        );
+        assert_eq!(
+            error_of(json!({"kind": "AdmissionReview"})),
+            "invalid AdmissionReview object"
+        );
+        assert_eq!(
+            error_of(json!({"kind": "AdmissionReview", "request": "x"})),
+            "cannot build AdmissionRequest object from given input: invalid type: string \"x\", expected struct AdmissionRequest"
+        );
+        assert_eq!(error_of(json!([1, 2])), "Invalid request object");
+    }
+
+    #[test]
+    fn the_fields_kwctl_requires_are_required() {
+        for field in ["uid", "kind", "resource", "operation", "userInfo"] {
+            let mut request = fixture();
+            request.as_object_mut().unwrap().remove(field);
+            assert_eq!(
+                error_of(request),
+                format!("cannot build AdmissionRequest object from given input: missing field `{field}`")
             );
         }
+        // The first missing field in the type's order is the one named.
+        let mut request = fixture();
+        for field in ["userInfo", "operation"] {
+            request.as_object_mut().unwrap().remove(field);
+        }
+        assert!(error_of(request).ends_with("missing field `operation`"));
+        // Inside kind and resource every member is required too.
+        let mut request = fixture();
+        request["kind"].as_object_mut().unwrap().remove("group");
+        assert!(error_of(request).ends_with("missing field `group`"));
+    }
+
+    #[test]
+    fn user_info_must_be_an_object_whose_fields_are_optional() {
+        for (value, expected) in [
+            (json!(null), "invalid type: null, expected UserInfo"),
+            (json!([]), "invalid type: sequence, expected UserInfo"),
+            (json!(7), "invalid type: integer `7`, expected UserInfo"),
+            (
+                json!("me"),
+                "invalid type: string \"me\", expected UserInfo",
+            ),
+        ] {
+            let mut request = fixture();
+            request["userInfo"] = value;
+            assert!(error_of(request).ends_with(expected), "{expected}");
+        }
+        let mut request = fixture();
+        request["userInfo"] = json!({});
+        assert!(AdmissionRequest::from_json(request).is_ok());
+        let mut request = fixture();
+        request["userInfo"] = json!({"username": 3});
+        assert!(error_of(request).ends_with("invalid type: integer `3`, expected a string"));
+    }
+
+    #[test]
+    fn the_policy_sees_the_typed_request_again() {
+        let mut request = fixture();
+        request["somethingNew"] = json!(true);
+        request["userInfo"]["future"] = json!("x");
+        request["subResource"] = json!(null);
+        let typed = AdmissionRequest::from_json(request).unwrap();
+        let json = typed.as_json();
+        // Unknown fields dropped, null options left out, the rest kept as it was.
+        assert!(json.get("somethingNew").is_none());
+        assert_eq!(
+            json["userInfo"],
+            json!({"username": "kubernetes-admin", "groups": ["system:masters"]})
+        );
+        assert!(json.get("subResource").is_none());
+        assert!(json.get("oldObject").is_none(), "oldObject was null");
+        assert_eq!(json["object"], fixture()["object"]);
+        assert_eq!(json["options"], fixture()["options"]);
+        assert_eq!(json["dryRun"], false);
+        assert_eq!(json["requestKind"], fixture()["requestKind"]);
     }
 
     #[test]

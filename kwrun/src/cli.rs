@@ -48,7 +48,8 @@ struct CallArgs {
 
 #[derive(Args, Debug)]
 struct EvaluationArgs {
-    /// JSON AdmissionRequest (or an object wrapping it under `request`)
+    /// JSON AdmissionRequest (or an AdmissionReview holding one), with the fields kwctl
+    /// requires: uid, kind, resource, operation, userInfo
     #[arg(long, short = 'r', value_name = "FILE")]
     request_path: PathBuf,
     /// Policy settings as JSON

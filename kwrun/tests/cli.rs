@@ -426,22 +426,75 @@ fn bad_request_files_are_clear_errors() {
     let not_a_request = dir.join("pod.json");
     std::fs::write(&not_a_request, r#"{"apiVersion": "v1", "kind": "Pod"}"#).unwrap();
     let output = run_probe_with_request(&not_a_request);
-    assert_ne!(output.status.code(), Some(0));
+    assert_eq!(output.status.code(), Some(1));
     assert!(
-        stderr(&output).contains("not an AdmissionRequest"),
+        stderr(&output).contains(
+            "Error: cannot build AdmissionRequest object from given input: invalid type: string \"Pod\", expected struct GroupVersionKind"
+        ),
         "{}",
         stderr(&output)
     );
 
-    let wrapped = dir.join("wrapped.json");
     let request: Value =
         serde_json::from_str(&std::fs::read_to_string(fixture("request.json")).unwrap()).unwrap();
+    // Like kwctl, only an AdmissionReview is unwrapped: any other object is the request.
+    let review = dir.join("review.json");
+    std::fs::write(
+        &review,
+        serde_json::json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request})
+            .to_string(),
+    )
+    .unwrap();
+    let output = run_probe_with_request(&review);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let wrapped = dir.join("wrapped.json");
     std::fs::write(
         &wrapped,
         serde_json::json!({"request": request}).to_string(),
     )
     .unwrap();
     let output = run_probe_with_request(&wrapped);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("missing field `uid`"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+/// kwctl 1.35 reads the request into its AdmissionRequest type, whose `userInfo` (like
+/// `uid`, `kind`, `resource` and `operation`) is not optional: it stops with exit status 1
+/// and serde's message before evaluating anything.
+#[test]
+fn a_request_without_user_info_is_refused_like_kwctl() {
+    let dir = scratch_dir("no-user-info");
+    let mut request: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("request.json")).unwrap()).unwrap();
+    request.as_object_mut().unwrap().remove("userInfo");
+    let file = dir.join("request.json");
+    std::fs::write(&file, request.to_string()).unwrap();
+    for command in ["run", "bench"] {
+        let mut args = vec![command, "--request-path", path(&file)];
+        if command == "bench" {
+            args.extend(["--iterations", "1", "--warmup", "0"]);
+        }
+        args.push(path(&guests().floor));
+        let output = kwrun(&args);
+        assert_eq!(output.status.code(), Some(1), "{command}");
+        let log = stderr(&output);
+        assert!(
+            log.contains(&format!(
+                "Error: cannot build AdmissionRequest object from given input: missing field `userInfo` (request file {})",
+                file.display()
+            )),
+            "{command}: {log}"
+        );
+        assert!(stdout(&output).is_empty(), "{command}");
+    }
+    // An empty userInfo is enough: every field inside it is optional.
+    request["userInfo"] = serde_json::json!({});
+    std::fs::write(&file, request.to_string()).unwrap();
+    let output = run_probe_with_request(&file);
     assert!(output.status.success(), "{}", stderr(&output));
 }
 
