@@ -35,6 +35,8 @@ pub struct BenchOptions {
     pub iterations: usize,
     pub warmup: usize,
     pub modes: Vec<InstanceMode>,
+    /// Stop timing a mode once this much time went by, even before `iterations`.
+    pub measurement_time: Option<Duration>,
 }
 
 /// The measurements of one mode; also the shape of a `--output json` line.
@@ -84,13 +86,23 @@ fn bench_mode(
         Ok((started.elapsed(), evaluation))
     };
     let mut durations = Vec::with_capacity(options.iterations);
+    let mut timing_started = None;
     for index in 0..options.warmup + options.iterations {
+        if index == options.warmup {
+            timing_started = Some(Instant::now());
+        }
         let (elapsed, evaluation) = evaluate_once()
             .with_context(|| format!("{} evaluation #{} failed", mode.name(), index + 1))?;
         if index >= options.warmup {
             durations.push(elapsed);
         }
         consistency.check(mode, index, evaluation)?;
+        let out_of_time = timing_started
+            .zip(options.measurement_time)
+            .is_some_and(|(started, limit)| started.elapsed() >= limit);
+        if out_of_time {
+            break;
+        }
     }
     Ok(summarize(
         mode,

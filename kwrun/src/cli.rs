@@ -2,12 +2,13 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::bench::{bench, render_json, render_text, BenchOptions, InstanceMode};
-use crate::run::{run, EvaluationOptions};
+use crate::run::{run, EvaluationOptions, RunOutput};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -87,6 +88,10 @@ impl From<EvaluationArgs> for EvaluationOptions {
 struct RunArgs {
     #[command(flatten)]
     evaluation: EvaluationArgs,
+    /// Print the policy's ValidationResponse (what its `validate` returned, with the whole
+    /// `mutated_object`) instead of the AdmissionResponse (kwrun only)
+    #[arg(long)]
+    validation_response: bool,
 }
 
 #[derive(Args, Debug)]
@@ -115,6 +120,10 @@ struct BenchArgs {
     /// Untimed evaluations per mode before timing
     #[arg(long, default_value_t = 10)]
     warmup: usize,
+    /// Stop timing a mode after this many seconds (fractions allowed), even if fewer than
+    /// --iterations evaluations were made; the report gives the number made
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    measurement_time: Option<Duration>,
     /// fresh: a new instance per evaluation (what the cluster pays); warm: one reused instance
     #[arg(long, value_enum, default_value_t = ModeArg::Both)]
     mode: ModeArg,
@@ -136,9 +145,25 @@ enum OutputArg {
     Json,
 }
 
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    match text.parse::<f64>() {
+        Ok(seconds) if seconds.is_finite() && seconds > 0.0 => Ok(Duration::from_secs_f64(seconds)),
+        _ => Err(format!(
+            "expected a positive number of seconds, got {text:?}"
+        )),
+    }
+}
+
 fn execute(cli: Cli) -> Result<String> {
     match cli.command {
-        Command::Run(args) => run(&args.evaluation.into()),
+        Command::Run(args) => {
+            let output = if args.validation_response {
+                RunOutput::ValidationResponse
+            } else {
+                RunOutput::AdmissionResponse
+            };
+            run(&args.evaluation.into(), output)
+        }
         Command::Annotate(args) => {
             crate::annotate::annotate(
                 &args.metadata_path,
@@ -163,6 +188,7 @@ fn execute(cli: Cli) -> Result<String> {
                 iterations: args.iterations,
                 warmup: args.warmup,
                 modes,
+                measurement_time: args.measurement_time,
             })?;
             match args.output {
                 OutputArg::Text => Ok(render_text(&reports)),

@@ -11,7 +11,7 @@ use wapc::WapcHost;
 use wasmtime_provider::{WasmtimeEngineProviderBuilder, WasmtimeEngineProviderPre};
 
 use crate::admission::{
-    admission_response, validate_payload, AdmissionRequest, AdmissionResponse,
+    admission_response, validate_payload, AdmissionRequest, AdmissionResponse, PolicySettings,
     SettingsValidationResponse, ValidationResponse,
 };
 use crate::host::{wapc_callback, HostEnvironment, HostReport};
@@ -84,7 +84,7 @@ impl PolicyInstance {
 #[derive(Debug, Clone)]
 pub struct EvaluationInput {
     pub request: AdmissionRequest,
-    pub settings: Value,
+    pub settings: PolicySettings,
     /// Whether a mutation may pass (`mutating` of the policy); otherwise it is a rejection.
     pub allowed_to_mutate: bool,
     /// Names the policy in host-made rejection messages.
@@ -101,11 +101,7 @@ pub struct Evaluation {
 /// Runs `validate` once on `instance` and converts its answer to an AdmissionResponse.
 /// The instance's session is replayed afresh.
 pub fn evaluate(instance: &PolicyInstance, input: &EvaluationInput) -> Result<Evaluation> {
-    let payload = validate_payload(&input.request, &input.settings)?;
-    instance.host.begin_evaluation();
-    let answer = instance.call("validate", &payload);
-    let host = instance.host.finish_evaluation();
-    let validation = ValidationResponse::from_guest(&answer?)?;
+    let (validation, host) = validate(instance, input)?;
     let response = admission_response(
         &input.request,
         validation,
@@ -113,4 +109,17 @@ pub fn evaluate(instance: &PolicyInstance, input: &EvaluationInput) -> Result<Ev
         &input.policy_id,
     )?;
     Ok(Evaluation { response, host })
+}
+
+/// Runs `validate` once on `instance` and returns the policy's own answer, before the host
+/// turns it into an AdmissionResponse. The instance's session is replayed afresh.
+pub fn validate(
+    instance: &PolicyInstance,
+    input: &EvaluationInput,
+) -> Result<(ValidationResponse, HostReport)> {
+    let payload = validate_payload(&input.request, &input.settings)?;
+    instance.host.begin_evaluation();
+    let answer = instance.call("validate", &payload);
+    let host = instance.host.finish_evaluation();
+    Ok((ValidationResponse::from_guest(&answer?)?, host))
 }

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
-use crate::admission::AdmissionRequest;
-use crate::engine::{evaluate, CompiledPolicy, EvaluationInput, PolicyInstance};
+use crate::admission::{AdmissionRequest, PolicySettings};
+use crate::engine::{evaluate, validate, CompiledPolicy, EvaluationInput, PolicyInstance};
 use crate::host::{HostCapabilities, HostEnvironment, KubernetesAccess};
 use crate::log;
 use crate::policy::PolicySource;
@@ -55,7 +55,7 @@ impl PreparedEvaluation {
             .with_context(|| format!("policy module {}", policy.module_path.display()))?;
         let input = EvaluationInput {
             request,
-            settings,
+            settings: PolicySettings::new(settings)?,
             allowed_to_mutate: policy.mutating(),
             policy_id: policy.id.clone(),
         };
@@ -80,7 +80,7 @@ impl PreparedEvaluation {
 
     /// Fails like kwctl when the policy rejects its settings.
     pub fn check_settings(&self, instance: &PolicyInstance) -> Result<()> {
-        let verdict = instance.validate_settings(&self.input.settings)?;
+        let verdict = instance.validate_settings(self.input.settings.value())?;
         if !verdict.valid {
             bail!(
                 "Provided settings are not valid: {}",
@@ -134,14 +134,34 @@ pub fn warn_unused_exchanges(unused: &[Exchange]) {
     ));
 }
 
-/// Runs the policy once and returns kwctl's AdmissionResponse line.
-pub fn run(options: &EvaluationOptions) -> Result<String> {
+/// What `run` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RunOutput {
+    /// kwctl's AdmissionResponse line.
+    #[default]
+    AdmissionResponse,
+    /// The policy's ValidationResponse as its `validate` returned it (kwrun only): the
+    /// `mutated_object` itself rather than a patch, e.g. to build a benchmark floor's answer.
+    ValidationResponse,
+}
+
+/// Runs the policy once and returns the line to print.
+pub fn run(options: &EvaluationOptions, output: RunOutput) -> Result<String> {
     let prepared = PreparedEvaluation::prepare(options)?;
     let instance = prepared.instantiate()?;
     prepared.check_settings(&instance)?;
-    let evaluation = evaluate(&instance, &prepared.input)?;
-    warn_unused_exchanges(&evaluation.host.unused_exchanges);
-    evaluation.response.to_json_line()
+    match output {
+        RunOutput::AdmissionResponse => {
+            let evaluation = evaluate(&instance, &prepared.input)?;
+            warn_unused_exchanges(&evaluation.host.unused_exchanges);
+            evaluation.response.to_json_line()
+        }
+        RunOutput::ValidationResponse => {
+            let (validation, host) = validate(&instance, &prepared.input)?;
+            warn_unused_exchanges(&host.unused_exchanges);
+            serde_json::to_string(&validation).context("cannot serialize the ValidationResponse")
+        }
+    }
 }
 
 /// Calls one export with a file's bytes as the payload, with no cluster access: for inputs

@@ -807,3 +807,125 @@ fn call_sends_raw_bytes_and_prints_the_raw_answer() {
         stderr(&output)
     );
 }
+
+#[test]
+fn validation_response_prints_the_policy_answer_itself() {
+    let session = fixture("session.yml");
+    let mut extra = vec!["--validation-response"];
+    extra.extend_from_slice(&replaying(&session));
+    let output = run_probe(&extra, &guests().annotated_probe);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let answer: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(answer["accepted"], true);
+    assert_eq!(
+        answer["mutated_object"]["metadata"]["annotations"]["probe"],
+        format!("{SA_FOUND} {NS_NOT_FOUND}")
+    );
+    assert_eq!(
+        answer["mutated_object"]["spec"],
+        serde_json::json!({"containers": [{"name": "app", "image": "nginx:1.27"}]})
+    );
+    assert!(answer.get("patch").is_none(), "{answer}");
+}
+
+/// The floor's settings choose its answer: the echo floor by default, a given object, or no
+/// mutation; annotations and warnings pass through.
+#[test]
+fn the_floor_gives_the_answer_its_settings_hold() {
+    let request: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("request.json")).unwrap()).unwrap();
+    let mut pod = request["object"].clone();
+    pod["metadata"]["labels"] = serde_json::json!({"given": "yes"});
+    let floor_run = |settings: Value| {
+        let settings = settings.to_string();
+        let output = run_probe(&["--settings-json", &settings], &guests().floor);
+        assert!(output.status.success(), "{}", stderr(&output));
+        serde_json::from_str::<Value>(&stdout(&output)).unwrap()
+    };
+    let decoded_patch = |response: &Value| -> Value {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(response["patch"].as_str().expect("a patch"))
+            .unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    };
+
+    let echo = floor_run(serde_json::json!({}));
+    assert_eq!(decoded_patch(&echo), serde_json::json!([]));
+
+    let given = floor_run(serde_json::json!({
+        "mutatedObject": pod,
+        "auditAnnotations": {"floor": "given"},
+        "warnings": ["from the settings"],
+    }));
+    assert_eq!(
+        decoded_patch(&given),
+        serde_json::json!([{"op": "add", "path": "/metadata/labels", "value": {"given": "yes"}}])
+    );
+    assert_eq!(
+        given["auditAnnotations"],
+        serde_json::json!({"floor": "given"})
+    );
+    assert_eq!(given["warnings"], serde_json::json!(["from the settings"]));
+
+    let unchanged = floor_run(serde_json::json!({"mutatedObject": null}));
+    assert_eq!(
+        unchanged,
+        serde_json::json!({"uid": "1299d386-525b-4032-98ae-1949f69f9cfc", "allowed": true, "auditAnnotations": null, "warnings": null})
+    );
+
+    let denied = floor_run(
+        serde_json::json!({"accepted": false, "message": "no", "code": 403, "mutatedObject": null}),
+    );
+    assert_eq!(denied["allowed"], false);
+    assert_eq!(
+        denied["status"],
+        serde_json::json!({"message": "no", "code": 403})
+    );
+
+    let output = run_probe(
+        &["--settings-json", r#"{"mutatedObject": 7}"#],
+        &guests().floor,
+    );
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output)
+            .contains("Provided settings are not valid: mutatedObject must be an object or null"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn bench_stops_a_mode_when_its_measurement_time_is_spent() {
+    let request = fixture("request.json");
+    let bench = |seconds: &str| {
+        kwrun(&[
+            "bench",
+            "--request-path",
+            path(&request),
+            "--iterations",
+            "100000000",
+            "--warmup",
+            "1",
+            "--measurement-time",
+            seconds,
+            "--output",
+            "json",
+            path(&guests().floor),
+        ])
+    };
+    let output = bench("0.05");
+    assert!(output.status.success(), "{}", stderr(&output));
+    for line in stdout(&output).lines() {
+        let line: Value = serde_json::from_str(line).unwrap();
+        let made = line["iterations"].as_u64().unwrap();
+        assert!((1..100_000_000).contains(&made), "{line}");
+    }
+    let output = bench("0");
+    assert_ne!(output.status.code(), Some(0));
+    assert!(
+        stderr(&output).contains("expected a positive number of seconds"),
+        "{}",
+        stderr(&output)
+    );
+}
