@@ -4,14 +4,22 @@
 //! `warm` reuses one instance, isolating the policy's own work. Both replay the session
 //! afresh for every evaluation, so every iteration does the same lookups; an evaluation
 //! that errors, looks up a different number of objects or answers differently fails the run.
+//!
+//! `--compare` (kwrun only) times other modules on the same request in the same process,
+//! taking turns in slices of a few milliseconds, so that whatever else the machine does
+//! slows all of them alike: the way to compare a policy with a floor.
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
-use crate::engine::{evaluate, Evaluation};
+use crate::engine::{evaluate, Evaluation, PolicyInstance};
 use crate::run::{warn_unused_exchanges, EvaluationOptions, PreparedEvaluation};
+
+/// How long one module keeps the CPU before the next one's turn, when comparing.
+const TURN: Duration = Duration::from_millis(5);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -29,9 +37,47 @@ impl InstanceMode {
     }
 }
 
+/// A module timed beside the policy: same request, its own settings (else `{}`), no
+/// context-aware access and no session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Competitor {
+    pub module: String,
+    pub settings_path: Option<PathBuf>,
+}
+
+impl Competitor {
+    /// `MODULE` or `MODULE:SETTINGS_FILE`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let (module, settings_path) = match text.split_once(':') {
+            Some((module, settings)) if !settings.is_empty() => {
+                (module, Some(PathBuf::from(settings)))
+            }
+            _ => (text, None),
+        };
+        if module.is_empty() {
+            return Err(format!(
+                "expected MODULE or MODULE:SETTINGS_FILE, got {text:?}"
+            ));
+        }
+        Ok(Self {
+            module: module.to_string(),
+            settings_path,
+        })
+    }
+
+    fn label(&self) -> String {
+        match &self.settings_path {
+            Some(settings) => format!("{}:{}", self.module, settings.display()),
+            None => self.module.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct BenchOptions {
     pub evaluation: EvaluationOptions,
+    /// Modules timed beside the policy, in turns.
+    pub compare: Vec<Competitor>,
     pub iterations: usize,
     pub warmup: usize,
     pub modes: Vec<InstanceMode>,
@@ -39,9 +85,11 @@ pub struct BenchOptions {
     pub measurement_time: Option<Duration>,
 }
 
-/// The measurements of one mode; also the shape of a `--output json` line.
+/// The measurements of one module in one mode; also the shape of a `--output json` line.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ModeReport {
+    /// The module as named on the command line (`MODULE:SETTINGS` for a competitor).
+    pub policy: String,
     pub mode: InstanceMode,
     pub iterations: usize,
     pub warmup: usize,
@@ -52,64 +100,151 @@ pub struct ModeReport {
     pub lookups_per_evaluation: usize,
 }
 
+/// One module being timed: its prepared evaluation and what was measured so far.
+struct Contender {
+    label: String,
+    prepared: PreparedEvaluation,
+    consistency: ConsistencyCheck,
+}
+
 pub fn bench(options: &BenchOptions) -> Result<Vec<ModeReport>> {
     if options.iterations == 0 {
         bail!("--iterations must be at least 1");
     }
-    let prepared = PreparedEvaluation::prepare(&options.evaluation)?;
-    prepared.check_settings(&prepared.instantiate()?)?;
-    let mut consistency = ConsistencyCheck::default();
-    options
-        .modes
-        .iter()
-        .map(|&mode| bench_mode(&prepared, mode, options, &mut consistency))
-        .collect()
+    let mut contenders = vec![Contender::prepare(
+        options.evaluation.policy.clone(),
+        &options.evaluation,
+    )?];
+    for competitor in &options.compare {
+        let evaluation = EvaluationOptions {
+            request_path: options.evaluation.request_path.clone(),
+            settings_path: competitor.settings_path.clone(),
+            policy: competitor.module.clone(),
+            ..EvaluationOptions::default()
+        };
+        contenders.push(
+            Contender::prepare(competitor.label(), &evaluation)
+                .with_context(|| format!("--compare {}", competitor.label()))?,
+        );
+    }
+    let mut reports = Vec::new();
+    for &mode in &options.modes {
+        reports.extend(bench_mode(&mut contenders, mode, options)?);
+    }
+    Ok(reports)
+}
+
+impl Contender {
+    fn prepare(label: String, options: &EvaluationOptions) -> Result<Self> {
+        let prepared = PreparedEvaluation::prepare(options)?;
+        prepared.check_settings(&prepared.instantiate()?)?;
+        Ok(Self {
+            label,
+            prepared,
+            consistency: ConsistencyCheck::default(),
+        })
+    }
+}
+
+/// One contender's state while a mode is timed.
+struct Timing {
+    warm_instance: Option<PolicyInstance>,
+    durations: Vec<Duration>,
+    /// Wall time of this contender's turns so far.
+    spent: Duration,
+    evaluations: usize,
+}
+
+impl Timing {
+    fn finished(&self, options: &BenchOptions) -> bool {
+        self.durations.len() >= options.iterations
+            || options
+                .measurement_time
+                .is_some_and(|limit| self.spent >= limit)
+    }
 }
 
 fn bench_mode(
-    prepared: &PreparedEvaluation,
+    contenders: &mut [Contender],
     mode: InstanceMode,
     options: &BenchOptions,
-    consistency: &mut ConsistencyCheck,
-) -> Result<ModeReport> {
-    let warm_instance = match mode {
-        InstanceMode::Warm => Some(prepared.instantiate()?),
-        InstanceMode::Fresh => None,
-    };
-    // Each timed evaluation: instantiation (fresh only), validate, response conversion.
-    let evaluate_once = || -> Result<(Duration, Evaluation)> {
+) -> Result<Vec<ModeReport>> {
+    let mut timings = Vec::with_capacity(contenders.len());
+    for contender in contenders.iter() {
+        timings.push(Timing {
+            warm_instance: match mode {
+                InstanceMode::Warm => Some(contender.prepared.instantiate()?),
+                InstanceMode::Fresh => None,
+            },
+            durations: Vec::with_capacity(options.iterations.min(1 << 16)),
+            spent: Duration::ZERO,
+            evaluations: 0,
+        });
+    }
+    // Each evaluation: instantiation (fresh only), validate, response conversion.
+    let evaluate_once = |contender: &mut Contender, timing: &mut Timing| -> Result<Duration> {
         let started = Instant::now();
-        let evaluation = match &warm_instance {
-            Some(instance) => evaluate(instance, &prepared.input)?,
-            None => evaluate(&prepared.instantiate()?, &prepared.input)?,
-        };
-        Ok((started.elapsed(), evaluation))
+        let prepared = &contender.prepared;
+        let evaluation = match &timing.warm_instance {
+            Some(instance) => evaluate(instance, &prepared.input),
+            None => evaluate(&prepared.instantiate()?, &prepared.input),
+        }
+        .with_context(|| {
+            format!(
+                "{}: {} evaluation #{} failed",
+                contender.label,
+                mode.name(),
+                timing.evaluations + 1
+            )
+        })?;
+        let elapsed = started.elapsed();
+        contender
+            .consistency
+            .check(mode, timing.evaluations, evaluation)
+            .with_context(|| contender.label.clone())?;
+        timing.evaluations += 1;
+        Ok(elapsed)
     };
-    let mut durations = Vec::with_capacity(options.iterations);
-    let mut timing_started = None;
-    for index in 0..options.warmup + options.iterations {
-        if index == options.warmup {
-            timing_started = Some(Instant::now());
+    for (contender, timing) in contenders.iter_mut().zip(&mut timings) {
+        for _ in 0..options.warmup {
+            evaluate_once(contender, timing)?;
         }
-        let (elapsed, evaluation) = evaluate_once()
-            .with_context(|| format!("{} evaluation #{} failed", mode.name(), index + 1))?;
-        if index >= options.warmup {
-            durations.push(elapsed);
+    }
+    // Turns: each unfinished contender evaluates for about TURN, then the next one.
+    loop {
+        let mut any = false;
+        for (contender, timing) in contenders.iter_mut().zip(&mut timings) {
+            if timing.finished(options) {
+                continue;
+            }
+            any = true;
+            let turn = Instant::now();
+            loop {
+                let elapsed = evaluate_once(contender, timing)?;
+                timing.durations.push(elapsed);
+                if timing.durations.len() >= options.iterations || turn.elapsed() >= TURN {
+                    break;
+                }
+            }
+            timing.spent += turn.elapsed();
         }
-        consistency.check(mode, index, evaluation)?;
-        let out_of_time = timing_started
-            .zip(options.measurement_time)
-            .is_some_and(|(started, limit)| started.elapsed() >= limit);
-        if out_of_time {
+        if !any {
             break;
         }
     }
-    Ok(summarize(
-        mode,
-        options.warmup,
-        &durations,
-        consistency.lookups_per_evaluation(),
-    ))
+    Ok(contenders
+        .iter()
+        .zip(&timings)
+        .map(|(contender, timing)| {
+            summarize(
+                contender.label.clone(),
+                mode,
+                options.warmup,
+                &timing.durations,
+                contender.consistency.lookups_per_evaluation(),
+            )
+        })
+        .collect())
 }
 
 /// Every evaluation must make the same host lookups and give the same answer; otherwise the
@@ -154,6 +289,7 @@ impl ConsistencyCheck {
 }
 
 fn summarize(
+    policy: String,
     mode: InstanceMode,
     warmup: usize,
     durations: &[Duration],
@@ -163,6 +299,7 @@ fn summarize(
     micros.sort_by(f64::total_cmp);
     let total_seconds: f64 = durations.iter().map(Duration::as_secs_f64).sum();
     ModeReport {
+        policy,
         mode,
         iterations: durations.len(),
         warmup,
@@ -209,20 +346,34 @@ pub fn render_json(reports: &[ModeReport]) -> Result<String> {
 }
 
 pub fn render_text(reports: &[ModeReport]) -> String {
+    // Name the module on each line only when there is more than one.
+    let named = reports.iter().any(|r| r.policy != reports[0].policy);
     let mut text = format!(
-        "{:<6} {:>10} {:>10} {:>10} {:>10} {:>12} {:>13}",
-        "mode", "iterations", "min µs", "median µs", "p99 µs", "evals/s", "lookups/eval"
+        "{:<6} {:>10} {:>10} {:>10} {:>10} {:>12} {:>13}{}",
+        "mode",
+        "iterations",
+        "min µs",
+        "median µs",
+        "p99 µs",
+        "evals/s",
+        "lookups/eval",
+        if named { "  policy" } else { "" }
     );
     for report in reports {
         text.push_str(&format!(
-            "\n{:<6} {:>10} {:>10.1} {:>10.1} {:>10.1} {:>12} {:>13}",
+            "\n{:<6} {:>10} {:>10.1} {:>10.1} {:>10.1} {:>12} {:>13}{}",
             report.mode.name(),
             report.iterations,
             report.min_us,
             report.median_us,
             report.p99_us,
             report.evaluations_per_second,
-            report.lookups_per_evaluation
+            report.lookups_per_evaluation,
+            if named {
+                format!("  {}", report.policy)
+            } else {
+                String::new()
+            }
         ));
     }
     text
@@ -235,7 +386,7 @@ mod tests {
     #[test]
     fn statistics_of_known_samples() {
         let durations: Vec<Duration> = (1..=100).map(Duration::from_micros).collect();
-        let report = summarize(InstanceMode::Warm, 3, &durations, 2);
+        let report = summarize("p.wasm".into(), InstanceMode::Warm, 3, &durations, 2);
         assert_eq!(report.min_us, 1.0);
         assert_eq!(report.median_us, 50.5);
         assert_eq!(report.p99_us, 99.0);
@@ -243,6 +394,25 @@ mod tests {
         // 100 evaluations in 5050 µs.
         assert_eq!(report.evaluations_per_second, (100.0 / 0.00505_f64).round());
         assert_eq!(report.lookups_per_evaluation, 2);
+    }
+
+    #[test]
+    fn competitors_are_a_module_and_an_optional_settings_file() {
+        assert_eq!(
+            Competitor::parse("floor.wasm").unwrap(),
+            Competitor {
+                module: "floor.wasm".into(),
+                settings_path: None
+            }
+        );
+        let with_settings = Competitor::parse("floor.wasm:answer.json").unwrap();
+        assert_eq!(
+            with_settings.settings_path,
+            Some(PathBuf::from("answer.json"))
+        );
+        assert_eq!(with_settings.label(), "floor.wasm:answer.json");
+        assert!(Competitor::parse(":x.json").is_err());
+        assert!(Competitor::parse("").is_err());
     }
 
     #[test]
@@ -255,11 +425,17 @@ mod tests {
 
     #[test]
     fn json_lines_name_the_mode() {
-        let report = summarize(InstanceMode::Fresh, 0, &[Duration::from_micros(80)], 0);
+        let report = summarize(
+            "p.wasm".into(),
+            InstanceMode::Fresh,
+            0,
+            &[Duration::from_micros(80)],
+            0,
+        );
         let line = render_json(&[report]).unwrap();
         assert_eq!(
             line,
-            r#"{"mode":"fresh","iterations":1,"warmup":0,"min_us":80.0,"median_us":80.0,"p99_us":80.0,"evaluations_per_second":12500.0,"lookups_per_evaluation":0}"#
+            r#"{"policy":"p.wasm","mode":"fresh","iterations":1,"warmup":0,"min_us":80.0,"median_us":80.0,"p99_us":80.0,"evaluations_per_second":12500.0,"lookups_per_evaluation":0}"#
         );
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::bench::{bench, render_json, render_text, BenchOptions, InstanceMode};
+use crate::bench::{bench, render_json, render_text, BenchOptions, Competitor, InstanceMode};
 use crate::run::{run, EvaluationOptions, RunOutput};
 
 #[derive(Parser, Debug)]
@@ -120,6 +120,11 @@ struct BenchArgs {
     /// Untimed evaluations per mode before timing
     #[arg(long, default_value_t = 10)]
     warmup: usize,
+    /// Also time this module (kwrun only) on the same request, with the settings in FILE (else
+    /// `{}`) and no lookups, taking turns with the policy so that machine load hits both
+    /// alike; repeatable
+    #[arg(long, value_name = "MODULE[:FILE]", value_parser = Competitor::parse)]
+    compare: Vec<Competitor>,
     /// Stop timing a mode after this many seconds (fractions allowed), even if fewer than
     /// --iterations evaluations were made; the report gives the number made
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
@@ -185,6 +190,7 @@ fn execute(cli: Cli) -> Result<String> {
             };
             let reports = bench(&BenchOptions {
                 evaluation: args.evaluation.into(),
+                compare: args.compare,
                 iterations: args.iterations,
                 warmup: args.warmup,
                 modes,

@@ -929,3 +929,60 @@ fn bench_stops_a_mode_when_its_measurement_time_is_spent() {
         stderr(&output)
     );
 }
+
+#[test]
+fn bench_compares_modules_in_turns_in_one_run() {
+    let dir = scratch_dir("bench-compare");
+    let answer = dir.join("answer.json");
+    std::fs::write(&answer, r#"{"mutatedObject": null}"#).unwrap();
+    let session = fixture("session.yml");
+    let floor = path(&guests().floor).to_string();
+    let floor_with_answer = format!("{floor}:{}", path(&answer));
+    let mut extra = replaying(&session).to_vec();
+    extra.extend(["--compare", &floor, "--compare", &floor_with_answer]);
+    let lines = bench_lines(&extra, &guests().annotated_probe);
+    let seen: Vec<(String, String, u64)> = lines
+        .iter()
+        .map(|line| {
+            (
+                line["mode"].as_str().unwrap().to_string(),
+                line["policy"].as_str().unwrap().to_string(),
+                line["lookups_per_evaluation"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let probe = path(&guests().annotated_probe).to_string();
+    let expected: Vec<(String, String, u64)> = ["fresh", "warm"]
+        .iter()
+        .flat_map(|mode| {
+            [
+                (mode.to_string(), probe.clone(), 2),
+                (mode.to_string(), floor.clone(), 0),
+                (mode.to_string(), floor_with_answer.clone(), 0),
+            ]
+        })
+        .collect();
+    assert_eq!(seen, expected);
+    for line in &lines {
+        assert_eq!(line["iterations"], 20, "{line}");
+    }
+    // A competitor whose settings its module rejects stops the run, naming it.
+    std::fs::write(&answer, r#"{"reject": "not this answer"}"#).unwrap();
+    let request = fixture("request.json");
+    let output = kwrun(&[
+        "bench",
+        "--request-path",
+        path(&request),
+        "--compare",
+        &floor_with_answer,
+        &floor,
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains(&format!(
+            "Error: --compare {floor_with_answer}: Provided settings are not valid: not this answer"
+        )),
+        "{}",
+        stderr(&output)
+    );
+}
