@@ -9,7 +9,7 @@ SOURCES := $(shell find src -name '*.rs') Cargo.toml Cargo.lock
 PROPTEST_CASES ?= 10000
 
 .PHONY: all run test tools unit-tests wasm-unit-tests e2e-tests lint fmt clean kwrun wasm-target \
-        bench proptest fuzz push
+        bench bench-cost proptest fuzz push
 
 all: annotated-policy.wasm
 
@@ -73,9 +73,15 @@ floor.wasm: floor/src/lib.rs floor/Cargo.toml Cargo.toml Cargo.lock | wasm-targe
 	$(CARGO) build -p floor --target $(WASM_TARGET) --release
 	cp target/$(WASM_TARGET)/release/floor.wasm floor.wasm
 
-# Policy vs floor, fresh and warm instances, on the scenarios in bench/ (see README).
+# Policy vs the floor giving the same answer and vs the echo floor, fresh and warm
+# instances, on the scenarios in bench/, then the cost model (see README, Performance).
+# BENCH_ROUNDS, BENCH_SECONDS, BENCH_ITERATIONS and BENCH_WARMUP tune the effort.
 bench: annotated-policy.wasm floor.wasm $(KWRUN)
-	@scripts/bench.sh "$(KWRUN)" annotated-policy.wasm floor.wasm
+	@scripts/bench.sh "$(KWRUN)" annotated-policy.wasm floor.wasm table cost
+
+# The cost model alone: µs per evaluation against containers and lookups.
+bench-cost: annotated-policy.wasm floor.wasm $(KWRUN)
+	@scripts/bench.sh "$(KWRUN)" annotated-policy.wasm floor.wasm cost
 
 # Publishes annotated-policy.wasm to an OCI registry. Needs the real kwctl (kwrun cannot push)
 # and a registry login (docker login / ~/.docker/config.json):

@@ -1,51 +1,234 @@
 #!/usr/bin/env bash
-# Benchmarks the policy against the floor module (a policy that parses the request and
-# returns the object unchanged) on the scenarios in bench/, in both instance modes, and
-# prints one table of ratios. Usage: scripts/bench.sh KWRUN POLICY.wasm FLOOR.wasm
+# Benchmarks the policy against floor modules (floor/: the least work a policy can do for a
+# given answer) with `kwrun bench`, in both instance modes, and prints the tables of the
+# README's Performance section.
+#
+#   scripts/bench.sh KWRUN POLICY.wasm FLOOR.wasm [table] [cost]
+#
+# table: every scenario in bench/*/ (each a request.json, optional session.yml and
+#        settings.json). For each, the policy is run once for its answer; the *fair floor* is
+#        the floor given that answer in its settings (the same mutated pod, warnings and audit
+#        annotations, or no mutation at all), so the host does the same diff, base64 and
+#        response work for both; the *echo floor* returns the request's pod unchanged. Then
+#        policy, fair floor and echo floor are timed, fresh and warm, taking turns within
+#        each `kwrun bench --compare` run, over several runs.
+# cost:  µs per evaluation against the number of containers (a three-provider pod with 1, 10,
+#        50 and 200 containers, generated from bench/fifty-containers-triple) and of lookups
+#        (0, 2, 4: bench/own-annotations-triple and bench/cost/lookups-*), with least-squares
+#        slopes.
+# Both sections by default. Effort: BENCH_ROUNDS (3) runs per scenario; in each, per module
+# and mode, BENCH_SECONDS (1) of timed evaluations but at most BENCH_ITERATIONS (10000),
+# after BENCH_WARMUP (50) untimed ones.
 set -euo pipefail
 kwrun=$1 policy=$2 floor=$3
+shift 3
+sections=("$@")
+[ ${#sections[@]} -gt 0 ] || sections=(table cost)
 cd "$(dirname "$0")/.."
-fresh_iterations=${BENCH_FRESH_ITERATIONS:-2000}
-warm_iterations=${BENCH_WARM_ITERATIONS:-10000}
+command -v jq >/dev/null || { echo "bench.sh needs jq" >&2; exit 2; }
 rounds=${BENCH_ROUNDS:-3}
+seconds=${BENCH_SECONDS:-1}
+iterations=${BENCH_ITERATIONS:-10000}
+warmup=${BENCH_WARMUP:-50}
+work=target/bench
+rm -rf "$work"
+mkdir -p "$work"
+started=$(date +%s)
 
-# One kwrun bench run; prints "median lookups".
-measure() { # module mode iterations dir [with-session]
-  local module=$1 mode=$2 iterations=$3 dir=$4 session=${5:-}
-  local args=(bench --request-path "$dir/request.json" --mode "$mode" --iterations "$iterations"
-              --warmup 50 --output json --allow-context-aware)
-  [ -n "$session" ] && args+=(--replay-host-capabilities-interactions "$dir/session.yml")
-  [ -f "$dir/settings.json" ] && [ -n "$session" ] && args+=(--settings-path "$dir/settings.json")
-  "$kwrun" "${args[@]}" "$module" 2>/dev/null | jq -r '"\(.median_us) \(.lookups_per_evaluation)"'
+# Runs kwrun; on failure shows its stderr and stops the benchmark.
+kw() {
+  local log="$work/kwrun.log"
+  if ! "$kwrun" "$@" 2>"$log"; then
+    echo "bench.sh: kwrun $* failed:" >&2
+    cat "$log" >&2
+    exit 1
+  fi
 }
 
-# Median of the per-round medians: rounds alternate policy and floor so that drift in
-# machine load hits both alike.
-median_of() { sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+# The arguments naming a scenario's request, and for the policy its settings and session.
+policy_args() { # dir
+  local dir=$1
+  local args=(--request-path "$dir/request.json" --allow-context-aware)
+  [ -f "$dir/session.yml" ] && args+=(--replay-host-capabilities-interactions "$dir/session.yml")
+  [ -f "$dir/settings.json" ] && args+=(--settings-path "$dir/settings.json")
+  printf '%s\n' "${args[@]}"
+}
 
-printf '%s\n' "cwii policy vs floor — $(date -u +%F), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(nproc) cores"
-printf '%s\n' "fresh: new instance per evaluation (what the policy server pays); warm: one instance reused (the policy's own work)"
-printf '%s\n' "ratio = policy median / floor median (targets: warm <= 1.5, fresh <= 1.1); medians of $rounds rounds; fresh $fresh_iterations, warm $warm_iterations evaluations per round"
-echo
-printf '| %-30s | %-5s | %6s | %12s | %11s | %7s |\n' scenario mode ratio "policy µs" "floor µs" lookups
-printf '|%s|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..32})" "-------" "--------" "--------------" "-------------" "---------"
-for dir in bench/*/; do
-  dir=${dir%/}; name=$(basename "$dir")
-  for mode in warm fresh; do
-    iterations=$warm_iterations; [ "$mode" = fresh ] && iterations=$fresh_iterations
-    policy_runs=() floor_runs=() lookups=0
-    for _ in $(seq "$rounds"); do
-      read -r p lookups < <(measure "$policy" "$mode" "$iterations" "$dir" session)
-      read -r f _ < <(measure "$floor" "$mode" "$iterations" "$dir")
-      policy_runs+=("$p"); floor_runs+=("$f")
-    done
-    p=$(printf '%s\n' "${policy_runs[@]}" | median_of)
-    f=$(printf '%s\n' "${floor_runs[@]}" | median_of)
-    ratio=$(awk -v p="$p" -v f="$f" 'BEGIN {printf "%.2f", p / f}')
-    printf '| %-30s | %-5s | %6s | %12s | %11s | %7s |\n' "$name" "$mode" "$ratio" "$p" "$f" "$lookups"
+# Runs the policy once, writes the fair floor's settings (the policy's answer) to
+# $work/NAME/fair.json and the answer's summary to $work/NAME/answer, and checks that the
+# fair floor's AdmissionResponse is the policy's.
+prepare_scenario() { # dir name
+  local dir=$1 name=$2 out="$work/$2"
+  mkdir -p "$out"
+  mapfile -t args < <(policy_args "$dir")
+  kw run --validation-response "${args[@]}" "$policy" >"$out/validation.json"
+  jq -c '{mutatedObject: .mutated_object}
+    + (if .accepted then {} else {accepted: false, message, code} end)
+    + (if .audit_annotations then {auditAnnotations: .audit_annotations} else {} end)
+    + (if .warnings then {warnings} else {} end)' "$out/validation.json" >"$out/fair.json"
+  kw run "${args[@]}" "$policy" >"$out/policy-response.json"
+  kw run --request-path "$dir/request.json" --settings-path "$out/fair.json" "$floor" >"$out/fair-response.json"
+  if ! diff <(jq -S . "$out/policy-response.json") <(jq -S . "$out/fair-response.json") >/dev/null; then
+    echo "bench.sh: $name: the fair floor does not answer like the policy:" >&2
+    diff <(jq -S . "$out/policy-response.json") <(jq -S . "$out/fair-response.json") >&2 || true
+    exit 1
+  fi
+  jq -r 'if .allowed | not then "denied"
+    elif .patch then (.patch | @base64d | fromjson | "mutates, \(length) patch ops")
+    else "unchanged" end' "$out/policy-response.json" >"$out/answer"
+  printf '%s\n' "$(wc -c <"$out/fair.json")" >"$out/fair-bytes"
+}
+
+# Times policy, fair floor and echo floor on a prepared scenario: in each round one
+# `kwrun bench` run, fresh then warm, in which the three take turns of a few milliseconds
+# (--compare), so that drift in machine load hits all three alike. Appends
+# "mode median lookups iterations" lines to $work/NAME/{policy,fair,echo}.times.
+time_scenario() { # dir name
+  local dir=$1 name=$2 out="$work/$2"
+  mapfile -t args < <(policy_args "$dir")
+  : >"$out/policy.times"; : >"$out/fair.times"; : >"$out/echo.times"
+  local round
+  for round in $(seq "$rounds"); do
+    kw bench "${args[@]}" --compare "$floor:$out/fair.json" --compare "$floor" \
+      --mode both --warmup "$warmup" --measurement-time "$seconds" --iterations "$iterations" \
+      --output json "$policy" >"$work/bench.json"
+    jq -r --arg policy "$policy" --arg fair "$floor:$out/fair.json" --arg echo "$floor" '
+      (if .policy == $policy then "policy" elif .policy == $fair then "fair" else "echo" end)
+      + " \(.mode) \(.median_us) \(.lookups_per_evaluation) \(.iterations)"' "$work/bench.json" |
+      while read -r who rest; do echo "$rest" >>"$out/$who.times"; done
   done
+}
+
+# Median over rounds of one module's per-run medians in one mode.
+median_of() { # file mode
+  awk -v m="$2" '$1 == m {print $2}' "$1" | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'
+}
+lookups_of() { awk -v m="$2" '$1 == m {print $3; exit}' "$1"; }
+ratio() { awk -v p="$1" -v f="$2" 'BEGIN {printf "%.2f", p / f}'; }
+# "1.18 ✓" when RATIO <= TARGET, else "2.31 ✗".
+judged() { awk -v r="$1" -v t="$2" 'BEGIN {printf "%s %s", r, (r + 0 <= t + 0) ? "✓" : "✗"}'; }
+
+fresh_target=1.25 warm_target=2.0
+header() {
+  printf '%s\n' "cwii policy vs floors — $(date -u +%F), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at start"
+  printf '%s\n' "fresh: new instance per evaluation (what the policy server pays); warm: one instance reused (the policy's own work)"
+  printf '%s\n' "fair floor: the floor module giving the policy's own answer (same mutated pod, warnings, audit annotations; or no mutation); echo floor: returns the request's pod unchanged"
+  printf '%s\n' "medians of $rounds runs; in each run the three modules take turns of 5 ms, each timed ${seconds} s per mode (at most $iterations evaluations) after $warmup untimed ones"
+}
+
+table_section() {
+  local dirs=() dir
+  for dir in bench/*/; do [ -f "$dir/request.json" ] && dirs+=("${dir%/}"); done
+  printf '%s\n' "targets: fresh <= ${fresh_target}x, warm <= ${warm_target}x the floor that gives the same answer (ratio vs fair floor)"
+  echo
+  printf '| %-28s | %-5s | %13s | %13s | %9s | %14s | %14s | %7s |\n' \
+    scenario mode "vs fair floor" "vs echo floor" "policy µs" "fair floor µs" "echo floor µs" lookups
+  printf '|%s|%s|%s|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..30})" "-------" "---------------" \
+    "---------------" "-----------" "----------------" "----------------" "---------"
+  local met=0 total=0 name mode p f e target
+  for dir in "${dirs[@]}"; do
+    name=$(basename "$dir")
+    prepare_scenario "$dir" "$name"
+    time_scenario "$dir" "$name"
+    for mode in fresh warm; do
+      p=$(median_of "$work/$name/policy.times" "$mode")
+      f=$(median_of "$work/$name/fair.times" "$mode")
+      e=$(median_of "$work/$name/echo.times" "$mode")
+      target=$warm_target; [ "$mode" = fresh ] && target=$fresh_target
+      total=$((total + 1))
+      awk -v r="$(ratio "$p" "$f")" -v t="$target" 'BEGIN {exit !(r + 0 <= t + 0)}' && met=$((met + 1))
+      printf '| %-28s | %-5s | %13s | %13s | %9s | %14s | %14s | %7s |\n' "$name" "$mode" \
+        "$(judged "$(ratio "$p" "$f")" "$target")" "$(ratio "$p" "$e")" "$p" "$f" "$e" \
+        "$(lookups_of "$work/$name/policy.times" "$mode")"
+    done
+  done
+  echo
+  echo "targets met: $met of $total"
+  echo
+  echo "answers (what the fair floor returns; its settings carry the answer):"
+  for dir in "${dirs[@]}"; do
+    name=$(basename "$dir")
+    printf '  %-28s %s; fair floor settings %s bytes\n' "$name" "$(cat "$work/$name/answer")" "$(cat "$work/$name/fair-bytes")"
+  done
+}
+
+# A three-provider pod with N containers: bench/fifty-containers-triple with its containers
+# replaced by N of the same shape.
+containers_scenario() { # n
+  local n=$1 dir="$work/scenarios/containers-$1"
+  mkdir -p "$dir"
+  jq --argjson n "$n" '.object.spec.containers = [range($n) | {name: "c\(.)", image: "registry.local/app:1.0",
+      ports: [{containerPort: (8080 + .)}], env: [{name: "MODE", value: "prod"}], resources: {requests: {cpu: "10m"}}}]' \
+    bench/fifty-containers-triple/request.json >"$dir/request.json"
+  cp bench/fifty-containers-triple/session.yml "$dir/session.yml"
+  echo "$dir"
+}
+
+# Least-squares slope of "x y" lines.
+slope() {
+  awk '{n++; sx+=$1; sy+=$2; sxx+=$1*$1; sxy+=$1*$2}
+    END {d = n*sxx - sx*sx; if (d == 0) print "n/a"; else printf "%.1f", (n*sxy - sx*sy) / d}'
+}
+
+cost_series() { # label unit "x dir" ...
+  local label=$1 unit=$2
+  shift 2
+  local points=("$@") point x dir name
+  printf '| %10s | %9s | %9s | %9s | %9s | %9s | %9s |\n' "$label" "policy" "fair" "echo" "policy" "fair" "echo"
+  printf '| %10s | %9s | %9s | %9s | %9s | %9s | %9s |\n' "" "warm µs" "warm µs" "warm µs" "fresh µs" "fresh µs" "fresh µs"
+  printf '|%s|%s|%s|%s|%s|%s|%s|\n' "------------" "-----------" "-----------" "-----------" "-----------" "-----------" "-----------"
+  : >"$work/slopes"
+  for point in "${points[@]}"; do
+    read -r x dir <<<"$point"
+    name="cost-$label-$x"
+    prepare_scenario "$dir" "$name"
+    time_scenario "$dir" "$name"
+    local row=() who mode value
+    for mode in warm fresh; do
+      for who in policy fair echo; do
+        value=$(median_of "$work/$name/$who.times" "$mode")
+        row+=("$value")
+        echo "$mode $who $x $value" >>"$work/slopes"
+      done
+    done
+    printf '| %10s | %9s | %9s | %9s | %9s | %9s | %9s |\n' "$x" "${row[@]}"
+  done
+  local line="slope (µs per $unit, least squares):"
+  for mode in warm fresh; do
+    for who in policy fair echo; do
+      line+=" $who $mode $(awk -v m="$mode" -v w="$who" '$1 == m && $2 == w {print $3, $4}' "$work/slopes" | slope);"
+    done
+  done
+  echo
+  echo "${line%;}"
+}
+
+cost_section() {
+  echo "cost model: µs per evaluation against the pod's containers and the policy's lookups"
+  echo
+  echo "three-provider pod from pod annotations (2 lookups: ServiceAccount, Namespace), N containers:"
+  echo
+  local points=() n
+  for n in 1 10 50 200; do points+=("$n $(containers_scenario "$n")"); done
+  cost_series containers container "${points[@]}"
+  echo
+  echo "three-provider pod, 1 container, every key answered by the pod (0), or all but one by the"
+  echo "pod and that one by the namespace (2: ServiceAccount, Namespace; 4: ReplicaSet, Deployment too):"
+  echo
+  cost_series lookups lookup "0 bench/own-annotations-triple" "2 bench/cost/lookups-2" "4 bench/cost/lookups-4"
+}
+
+header
+for section in "${sections[@]}"; do
+  echo
+  case $section in
+    table) table_section ;;
+    cost) cost_section ;;
+    *) echo "bench.sh: unknown section $section (table, cost)" >&2; exit 2 ;;
+  esac
 done
 echo
 printf "policy.wasm: %s bytes (%.2f MiB); annotated: %s bytes; floor.wasm: %s bytes (%.2f MiB)\n" \
   "$(stat -c %s policy.wasm)" "$(awk -v b="$(stat -c %s policy.wasm)" "BEGIN {print b/1048576}")" "$(stat -c %s "$policy")" \
   "$(stat -c %s "$floor")" "$(awk -v b="$(stat -c %s "$floor")" 'BEGIN {print b/1048576}')"
+echo "bench.sh took $(( $(date +%s) - started )) s; load average $(cut -d' ' -f1-3 /proc/loadavg) at the end"
