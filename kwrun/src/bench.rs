@@ -16,7 +16,7 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
 use crate::engine::{evaluate, Evaluation, PolicyInstance};
-use crate::run::{warn_unused_exchanges, EvaluationOptions, PreparedEvaluation};
+use crate::run::{warn_unused_exchanges, EvaluationOptions, ModuleCache, PreparedEvaluation};
 
 /// How long one module keeps the CPU before the next one's turn, when comparing.
 const TURN: Duration = Duration::from_millis(5);
@@ -37,38 +37,77 @@ impl InstanceMode {
     }
 }
 
-/// A module timed beside the policy: same request, its own settings (else `{}`), no
-/// context-aware access and no session.
+/// A module timed beside the policy: by default on the same request, with its own settings
+/// (else `{}`), no context-aware access and no session; or with a request and a session of
+/// its own (which grants it the lookups its metadata lists).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Competitor {
+    /// The text it was given as, which names it in the report.
+    pub label: String,
     pub module: String,
     pub settings_path: Option<PathBuf>,
+    pub request_path: Option<PathBuf>,
+    pub session_path: Option<PathBuf>,
 }
 
 impl Competitor {
-    /// `MODULE` or `MODULE:SETTINGS_FILE`.
+    /// `MODULE`, `MODULE:SETTINGS_FILE`, or comma-separated `key=value` pairs with the keys
+    /// `module` (required), `settings`, `request` and `session`.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let (module, settings_path) = match text.split_once(':') {
-            Some((module, settings)) if !settings.is_empty() => {
-                (module, Some(PathBuf::from(settings)))
-            }
-            _ => (text, None),
+        let mut competitor = Self {
+            label: text.to_string(),
+            module: String::new(),
+            settings_path: None,
+            request_path: None,
+            session_path: None,
         };
-        if module.is_empty() {
+        if text.split(',').any(|part| part.starts_with("module=")) {
+            for part in text.split(',') {
+                let (key, value) = part
+                    .split_once('=')
+                    .filter(|(_, value)| !value.is_empty())
+                    .ok_or_else(|| format!("expected key=value, got {part:?} in {text:?}"))?;
+                match key {
+                    "module" => competitor.module = value.to_string(),
+                    "settings" => competitor.settings_path = Some(PathBuf::from(value)),
+                    "request" => competitor.request_path = Some(PathBuf::from(value)),
+                    "session" => competitor.session_path = Some(PathBuf::from(value)),
+                    _ => {
+                        return Err(format!(
+                            "unknown key {key:?} in {text:?} (module, settings, request, session)"
+                        ))
+                    }
+                }
+            }
+        } else {
+            let (module, settings) = match text.split_once(':') {
+                Some((module, settings)) if !settings.is_empty() => {
+                    (module, Some(PathBuf::from(settings)))
+                }
+                _ => (text, None),
+            };
+            competitor.module = module.to_string();
+            competitor.settings_path = settings;
+        }
+        if competitor.module.is_empty() {
             return Err(format!(
-                "expected MODULE or MODULE:SETTINGS_FILE, got {text:?}"
+                "expected MODULE, MODULE:SETTINGS_FILE or module=…,settings=…,request=…,session=…, got {text:?}"
             ));
         }
-        Ok(Self {
-            module: module.to_string(),
-            settings_path,
-        })
+        Ok(competitor)
     }
 
-    fn label(&self) -> String {
-        match &self.settings_path {
-            Some(settings) => format!("{}:{}", self.module, settings.display()),
-            None => self.module.clone(),
+    fn evaluation(&self, main: &EvaluationOptions) -> EvaluationOptions {
+        EvaluationOptions {
+            request_path: self
+                .request_path
+                .clone()
+                .unwrap_or_else(|| main.request_path.clone()),
+            settings_path: self.settings_path.clone(),
+            allow_context_aware: self.session_path.is_some(),
+            session_path: self.session_path.clone(),
+            policy: self.module.clone(),
+            ..EvaluationOptions::default()
         }
     }
 }
@@ -111,20 +150,21 @@ pub fn bench(options: &BenchOptions) -> Result<Vec<ModeReport>> {
     if options.iterations == 0 {
         bail!("--iterations must be at least 1");
     }
+    // Modules named more than once are compiled once.
+    let mut modules = ModuleCache::default();
     let mut contenders = vec![Contender::prepare(
         options.evaluation.policy.clone(),
         &options.evaluation,
+        &mut modules,
     )?];
     for competitor in &options.compare {
-        let evaluation = EvaluationOptions {
-            request_path: options.evaluation.request_path.clone(),
-            settings_path: competitor.settings_path.clone(),
-            policy: competitor.module.clone(),
-            ..EvaluationOptions::default()
-        };
         contenders.push(
-            Contender::prepare(competitor.label(), &evaluation)
-                .with_context(|| format!("--compare {}", competitor.label()))?,
+            Contender::prepare(
+                competitor.label.clone(),
+                &competitor.evaluation(&options.evaluation),
+                &mut modules,
+            )
+            .with_context(|| format!("--compare {}", competitor.label))?,
         );
     }
     let mut reports = Vec::new();
@@ -135,8 +175,12 @@ pub fn bench(options: &BenchOptions) -> Result<Vec<ModeReport>> {
 }
 
 impl Contender {
-    fn prepare(label: String, options: &EvaluationOptions) -> Result<Self> {
-        let prepared = PreparedEvaluation::prepare(options)?;
+    fn prepare(
+        label: String,
+        options: &EvaluationOptions,
+        modules: &mut ModuleCache,
+    ) -> Result<Self> {
+        let prepared = PreparedEvaluation::prepare_with(options, modules)?;
         prepared.check_settings(&prepared.instantiate()?)?;
         Ok(Self {
             label,
@@ -397,22 +441,46 @@ mod tests {
     }
 
     #[test]
-    fn competitors_are_a_module_and_an_optional_settings_file() {
+    fn competitors_name_a_module_and_optionally_settings_request_and_session() {
+        let bare = Competitor::parse("floor.wasm").unwrap();
         assert_eq!(
-            Competitor::parse("floor.wasm").unwrap(),
-            Competitor {
-                module: "floor.wasm".into(),
-                settings_path: None
-            }
+            (
+                bare.module.as_str(),
+                &bare.settings_path,
+                &bare.request_path
+            ),
+            ("floor.wasm", &None, &None)
         );
-        let with_settings = Competitor::parse("floor.wasm:answer.json").unwrap();
+        let short = Competitor::parse("floor.wasm:answer.json").unwrap();
+        assert_eq!(short.settings_path, Some(PathBuf::from("answer.json")));
+        assert_eq!(short.label, "floor.wasm:answer.json");
+        let long = Competitor::parse("module=p.wasm,request=r.json,session=s.yml,settings=x.json")
+            .unwrap();
+        assert_eq!(long.module, "p.wasm");
+        assert_eq!(long.request_path, Some(PathBuf::from("r.json")));
+        assert_eq!(long.session_path, Some(PathBuf::from("s.yml")));
+        assert_eq!(long.settings_path, Some(PathBuf::from("x.json")));
+        let main = EvaluationOptions {
+            request_path: PathBuf::from("main.json"),
+            ..EvaluationOptions::default()
+        };
+        let options = long.evaluation(&main);
+        assert!(options.allow_context_aware);
+        assert_eq!(options.request_path, PathBuf::from("r.json"));
         assert_eq!(
-            with_settings.settings_path,
-            Some(PathBuf::from("answer.json"))
+            short.evaluation(&main).request_path,
+            PathBuf::from("main.json")
         );
-        assert_eq!(with_settings.label(), "floor.wasm:answer.json");
-        assert!(Competitor::parse(":x.json").is_err());
-        assert!(Competitor::parse("").is_err());
+        assert!(!short.evaluation(&main).allow_context_aware);
+        for bad in [
+            ":x.json",
+            "",
+            "module=p.wasm,color=red",
+            "module=p.wasm,request",
+            "settings=x.json,module=",
+        ] {
+            assert!(Competitor::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

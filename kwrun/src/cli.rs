@@ -120,9 +120,10 @@ struct BenchArgs {
     /// Untimed evaluations per mode before timing
     #[arg(long, default_value_t = 10)]
     warmup: usize,
-    /// Also time this module (kwrun only) on the same request, with the settings in FILE (else
-    /// `{}`) and no lookups, taking turns with the policy so that machine load hits both
-    /// alike; repeatable
+    /// Also time this module (kwrun only), taking turns with the policy so that machine load
+    /// hits both alike; repeatable. MODULE[:SETTINGS_FILE] runs it on the same request with
+    /// those settings (else `{}`) and no lookups; module=M,settings=F,request=F,session=F
+    /// gives it its own request and session too
     #[arg(long, value_name = "MODULE[:FILE]", value_parser = Competitor::parse)]
     compare: Vec<Competitor>,
     /// Stop timing a mode after this many seconds (fractions allowed), even if fewer than

@@ -16,7 +16,8 @@ use crate::admission::{
 };
 use crate::host::{wapc_callback, HostEnvironment, HostReport};
 
-/// A module compiled by wasmtime, ready to be instantiated many times.
+/// A module compiled by wasmtime, ready to be instantiated many times (clones share it).
+#[derive(Clone)]
 pub struct CompiledPolicy {
     pre: WasmtimeEngineProviderPre,
 }

@@ -1,6 +1,7 @@
 //! `kwrun run`: evaluate one request, print kwctl's AdmissionResponse line.
 //! The preparation here is shared with `kwrun bench`.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -34,9 +35,30 @@ pub struct PreparedEvaluation {
     pub input: EvaluationInput,
 }
 
+/// Compiled modules by their bytes, so that one named several times is compiled once.
+#[derive(Default)]
+pub struct ModuleCache(HashMap<Vec<u8>, CompiledPolicy>);
+
+impl ModuleCache {
+    fn compile(&mut self, policy: &PolicySource) -> Result<CompiledPolicy> {
+        if let Some(compiled) = self.0.get(&policy.wasm) {
+            return Ok(compiled.clone());
+        }
+        let compiled = CompiledPolicy::compile(&policy.wasm)
+            .with_context(|| format!("policy module {}", policy.module_path.display()))?;
+        self.0.insert(policy.wasm.clone(), compiled.clone());
+        Ok(compiled)
+    }
+}
+
 impl PreparedEvaluation {
     /// Reads every input (failing before any compilation on bad files), then compiles.
     pub fn prepare(options: &EvaluationOptions) -> Result<Self> {
+        Self::prepare_with(options, &mut ModuleCache::default())
+    }
+
+    /// `prepare`, taking an already compiled module from `modules` when it is there.
+    pub fn prepare_with(options: &EvaluationOptions, modules: &mut ModuleCache) -> Result<Self> {
         let policy = PolicySource::load(&options.policy)?;
         policy.warn_if_not_annotated();
         let request = AdmissionRequest::from_file(&options.request_path)?;
@@ -51,8 +73,7 @@ impl PreparedEvaluation {
         } else {
             KubernetesAccess::Denied
         };
-        let compiled = CompiledPolicy::compile(&policy.wasm)
-            .with_context(|| format!("policy module {}", policy.module_path.display()))?;
+        let compiled = modules.compile(&policy)?;
         let input = EvaluationInput {
             request,
             settings: PolicySettings::new(settings)?,

@@ -938,8 +938,22 @@ fn bench_compares_modules_in_turns_in_one_run() {
     let session = fixture("session.yml");
     let floor = path(&guests().floor).to_string();
     let floor_with_answer = format!("{floor}:{}", path(&answer));
+    let probe = path(&guests().annotated_probe).to_string();
+    // The probe again, with a request and session of its own (the long form).
+    let own = format!(
+        "module={probe},request={},session={}",
+        path(&fixture("request.json")),
+        path(&session)
+    );
     let mut extra = replaying(&session).to_vec();
-    extra.extend(["--compare", &floor, "--compare", &floor_with_answer]);
+    extra.extend([
+        "--compare",
+        &floor,
+        "--compare",
+        &floor_with_answer,
+        "--compare",
+        &own,
+    ]);
     let lines = bench_lines(&extra, &guests().annotated_probe);
     let seen: Vec<(String, String, u64)> = lines
         .iter()
@@ -951,7 +965,6 @@ fn bench_compares_modules_in_turns_in_one_run() {
             )
         })
         .collect();
-    let probe = path(&guests().annotated_probe).to_string();
     let expected: Vec<(String, String, u64)> = ["fresh", "warm"]
         .iter()
         .flat_map(|mode| {
@@ -959,6 +972,7 @@ fn bench_compares_modules_in_turns_in_one_run() {
                 (mode.to_string(), probe.clone(), 2),
                 (mode.to_string(), floor.clone(), 0),
                 (mode.to_string(), floor_with_answer.clone(), 0),
+                (mode.to_string(), own.clone(), 2),
             ]
         })
         .collect();
