@@ -15,7 +15,7 @@
 # cost:  µs per evaluation against the number of containers (a three-provider pod with 1, 10,
 #        50 and 200 containers, generated from bench/fifty-containers-triple) and of lookups
 #        (0, 2, 4: bench/own-annotations-triple and bench/cost/lookups-*), with least-squares
-#        slopes.
+#        slopes. All points of a series take turns in one run, so they share its load.
 # Both sections by default. Effort: BENCH_ROUNDS (3) runs per scenario; in each, per module
 # and mode, BENCH_SECONDS (1) of timed evaluations but at most BENCH_ITERATIONS (10000),
 # after BENCH_WARMUP (50) untimed ones.
@@ -99,12 +99,18 @@ time_scenario() { # dir name
   done
 }
 
-# Median over rounds of one module's per-run medians in one mode.
-median_of() { # file mode
-  awk -v m="$2" '$1 == m {print $2}' "$1" | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'
+# The best (least) of one module's per-run medians in one mode: the run least slowed by
+# whatever else the machine was doing.
+best_of() { # file mode
+  awk -v m="$2" '$1 == m {print $2}' "$1" | sort -g | head -n 1
+}
+# The median over runs of policy median / floor median within the same run (the three take
+# turns within a run, so each run's ratio is measured under one load).
+paired_ratio() { # policy-file floor-file mode
+  paste -d' ' <(awk -v m="$3" '$1 == m {print $2}' "$1") <(awk -v m="$3" '$1 == m {print $2}' "$2") |
+    awk '{print $1 / $2}' | sort -g | awk '{v[NR]=$1} END {printf "%.2f", v[int((NR+1)/2)]}'
 }
 lookups_of() { awk -v m="$2" '$1 == m {print $3; exit}' "$1"; }
-ratio() { awk -v p="$1" -v f="$2" 'BEGIN {printf "%.2f", p / f}'; }
 # "1.18 ✓" when RATIO <= TARGET, else "2.31 ✗".
 judged() { awk -v r="$1" -v t="$2" 'BEGIN {printf "%s %s", r, (r + 0 <= t + 0) ? "✓" : "✗"}'; }
 
@@ -113,7 +119,8 @@ header() {
   printf '%s\n' "cwii policy vs floors — $(date -u +%F), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at start"
   printf '%s\n' "fresh: new instance per evaluation (what the policy server pays); warm: one instance reused (the policy's own work)"
   printf '%s\n' "fair floor: the floor module giving the policy's own answer (same mutated pod, warnings, audit annotations; or no mutation); echo floor: returns the request's pod unchanged"
-  printf '%s\n' "medians of $rounds runs; in each run the three modules take turns of 5 ms, each timed ${seconds} s per mode (at most $iterations evaluations) after $warmup untimed ones"
+  printf '%s\n' "$rounds runs; in each the three modules take turns of 5 ms, each timed ${seconds} s per mode (at most $iterations evaluations) after $warmup untimed ones"
+  printf '%s\n' "µs: median evaluation time of the best of the $rounds runs; ratio: median over the runs of the ratio of medians within a run"
 }
 
 table_section() {
@@ -131,14 +138,16 @@ table_section() {
     prepare_scenario "$dir" "$name"
     time_scenario "$dir" "$name"
     for mode in fresh warm; do
-      p=$(median_of "$work/$name/policy.times" "$mode")
-      f=$(median_of "$work/$name/fair.times" "$mode")
-      e=$(median_of "$work/$name/echo.times" "$mode")
+      p=$(best_of "$work/$name/policy.times" "$mode")
+      f=$(best_of "$work/$name/fair.times" "$mode")
+      e=$(best_of "$work/$name/echo.times" "$mode")
+      vs_fair=$(paired_ratio "$work/$name/policy.times" "$work/$name/fair.times" "$mode")
+      vs_echo=$(paired_ratio "$work/$name/policy.times" "$work/$name/echo.times" "$mode")
       target=$warm_target; [ "$mode" = fresh ] && target=$fresh_target
       total=$((total + 1))
-      awk -v r="$(ratio "$p" "$f")" -v t="$target" 'BEGIN {exit !(r + 0 <= t + 0)}' && met=$((met + 1))
+      awk -v r="$vs_fair" -v t="$target" 'BEGIN {exit !(r + 0 <= t + 0)}' && met=$((met + 1))
       printf '| %-28s | %-5s | %13s | %13s | %9s | %14s | %14s | %7s |\n' "$name" "$mode" \
-        "$(judged "$(ratio "$p" "$f")" "$target")" "$(ratio "$p" "$e")" "$p" "$f" "$e" \
+        "$(judged "$vs_fair" "$target")" "$vs_echo" "$p" "$f" "$e" \
         "$(lookups_of "$work/$name/policy.times" "$mode")"
     done
   done
@@ -170,25 +179,64 @@ slope() {
     END {d = n*sxx - sx*sx; if (d == 0) print "n/a"; else printf "%.1f", (n*sxy - sx*sy) / d}'
 }
 
+# The --compare spec of a module on a scenario: its own request, and session and settings.
+spec() { # module dir [settings-file] [with-session]
+  local module=$1 dir=$2 settings=${3:-} session=${4:-}
+  local text="module=$module,request=$dir/request.json"
+  [ -n "$session" ] && [ -f "$dir/session.yml" ] && text+=",session=$dir/session.yml"
+  [ -n "$settings" ] && text+=",settings=$settings"
+  printf '%s' "$text"
+}
+
+# One series of the cost model. Every point's policy, fair floor and echo floor take turns
+# in the same `kwrun bench` run (each point's policy with its own request, session and
+# settings), so that the points are measured under the same load; BENCH_ROUNDS such runs.
 cost_series() { # label unit "x dir" ...
   local label=$1 unit=$2
   shift 2
   local points=("$@") point x dir name
-  printf '| %10s | %9s | %9s | %9s | %9s | %9s | %9s |\n' "$label" "policy" "fair" "echo" "policy" "fair" "echo"
-  printf '| %10s | %9s | %9s | %9s | %9s | %9s | %9s |\n' "" "warm µs" "warm µs" "warm µs" "fresh µs" "fresh µs" "fresh µs"
-  printf '|%s|%s|%s|%s|%s|%s|%s|\n' "------------" "-----------" "-----------" "-----------" "-----------" "-----------" "-----------"
-  : >"$work/slopes"
+  : >"$work/labels"
+  local compare=() first_dir=""
   for point in "${points[@]}"; do
     read -r x dir <<<"$point"
     name="cost-$label-$x"
     prepare_scenario "$dir" "$name"
-    time_scenario "$dir" "$name"
-    local row=() who mode value
+    local settings=""
+    [ -f "$dir/settings.json" ] && settings="$dir/settings.json"
+    if [ -z "$first_dir" ]; then
+      first_dir=$dir
+      printf '%s\tpolicy %s\n' "$policy" "$x" >>"$work/labels"
+    else
+      compare+=(--compare "$(spec "$policy" "$dir" "$settings" session)")
+      printf '%s\tpolicy %s\n' "$(spec "$policy" "$dir" "$settings" session)" "$x" >>"$work/labels"
+    fi
+    compare+=(--compare "$(spec "$floor" "$dir" "$work/$name/fair.json")")
+    printf '%s\tfair %s\n' "$(spec "$floor" "$dir" "$work/$name/fair.json")" "$x" >>"$work/labels"
+    compare+=(--compare "$(spec "$floor" "$dir")")
+    printf '%s\techo %s\n' "$(spec "$floor" "$dir")" "$x" >>"$work/labels"
+  done
+  mapfile -t args < <(policy_args "$first_dir")
+  : >"$work/series.times"
+  local round
+  for round in $(seq "$rounds"); do
+    kw bench "${args[@]}" "${compare[@]}" --mode both --warmup "$warmup" \
+      --measurement-time "$seconds" --iterations "$iterations" --output json "$policy" >"$work/bench.json"
+    # "who x mode median" per module and mode.
+    jq -r '"\(.policy)\t\(.mode) \(.median_us)"' "$work/bench.json" |
+      awk -F'\t' 'NR == FNR {who[$1] = $2; next} {print who[$1], $2}' "$work/labels" - >>"$work/series.times"
+  done
+  printf '| %10s | %9s | %9s | %9s | %9s | %9s | %9s |\n' "$label" "policy" "fair" "echo" "policy" "fair" "echo"
+  printf '| %10s | %9s | %9s | %9s | %9s | %9s | %9s |\n' "" "warm µs" "warm µs" "warm µs" "fresh µs" "fresh µs" "fresh µs"
+  printf '|%s|%s|%s|%s|%s|%s|%s|\n' "------------" "-----------" "-----------" "-----------" "-----------" "-----------" "-----------"
+  # The best run's median per module, point and mode: "mode who x value".
+  awk '{k = $3 " " $1 " " $2; if (!(k in best) || $4 < best[k]) best[k] = $4}
+    END {for (k in best) print k, best[k]}' "$work/series.times" >"$work/slopes"
+  for point in "${points[@]}"; do
+    read -r x _ <<<"$point"
+    local row=() who mode
     for mode in warm fresh; do
       for who in policy fair echo; do
-        value=$(median_of "$work/$name/$who.times" "$mode")
-        row+=("$value")
-        echo "$mode $who $x $value" >>"$work/slopes"
+        row+=("$(awk -v m="$mode" -v w="$who" -v x="$x" '$1 == m && $2 == w && $3 == x {print $4}' "$work/slopes")")
       done
     done
     printf '| %10s | %9s | %9s | %9s | %9s | %9s | %9s |\n' "$x" "${row[@]}"
@@ -204,7 +252,7 @@ cost_series() { # label unit "x dir" ...
 }
 
 cost_section() {
-  echo "cost model: µs per evaluation against the pod's containers and the policy's lookups"
+  echo "cost model: µs per evaluation (median, best of $rounds runs) against the pod's containers and the policy's lookups"
   echo
   echo "three-provider pod from pod annotations (2 lookups: ServiceAccount, Namespace), N containers:"
   echo
