@@ -51,7 +51,7 @@ wasm-unit-tests: | wasm-target
 	CARGO_TARGET_WASM32_WASIP1_RUNNER="$(WASM_TEST_RUNNER)" $(CARGO) test -p cwii-kubewarden --lib --target $(WASM_TARGET) --profile tool
 
 e2e-tests: annotated-policy.wasm
-	KWCTL="$(KWCTL)" bats e2e.bats
+	KWCTL="$(KWCTL)" bats e2e.bats e2e-native.bats
 
 lint:
 	$(CARGO) fmt --all -- --check

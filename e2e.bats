@@ -566,19 +566,23 @@ EOF
   pod '(.spec.initContainers[] | select(.name == "cwii-aws-verify") | .volumeMounts[0].mountPath) == "/cwii/aws"'
 }
 
-@test "nativeAnnotations on: azwi, EKS and GKE keys on the ServiceAccount enable all three" {
+@test "nativeAnnotations on: the azwi label and the EKS ServiceAccount role give both webhooks' layouts; GKE is not read" {
   scenario settings-native-annotations-on
   mutated
   [ "$(env_of app AZURE_CLIENT_ID)" = "$CLIENT" ]
   [ "$(env_of app AZURE_TENANT_ID)" = "$TENANT" ]
+  [ "$(env_of app AZURE_FEDERATED_TOKEN_FILE)" = /var/run/secrets/azure/wi/token/azure-identity-token ]
+  [ "$(env_of app AZURE_AUTHORITY_HOST)" = https://login.microsoftonline.com/ ]
   [ "$(env_of app AWS_ROLE_ARN)" = "$ARN" ]
-  pod --argjson c "$(expected_credentials "$GCP_AUD" /var/run/secrets/cwii.dev/gcp/token "$GSA")" \
-    '.metadata.annotations["cwii.dev/gcp-credentials"] | fromjson == $c'
-  pod '.metadata.annotations["cwii.dev/injected"] == "aws,az,gcp"'
-  resp '.auditAnnotations == {
-    "cwii-az-sources": "client-id=serviceaccount(azure.workload.identity/client-id) inject=serviceaccount(azure.workload.identity/client-id) tenant-id=serviceaccount(azure.workload.identity/tenant-id) audience=settings token-expiration=settings",
-    "cwii-aws-sources": "inject=serviceaccount(eks.amazonaws.com/role-arn) role-arn=serviceaccount(eks.amazonaws.com/role-arn) audience=settings token-expiration=settings",
-    "cwii-gcp-sources": "inject=serviceaccount(iam.gke.io/gcp-service-account) service-account=serviceaccount(iam.gke.io/gcp-service-account) audience=settings token-expiration=settings"}'
+  [ "$(env_of app AWS_WEB_IDENTITY_TOKEN_FILE)" = /var/run/secrets/eks.amazonaws.com/serviceaccount/token ]
+  vol=azure-workload-identity-reserved-$(printf '%s' reports | sha256sum | cut -c1-30)
+  pod --arg v "$vol" '[.spec.volumes[].name] == ["aws-iam-token", $v]'
+  pod '[.spec.containers[0].volumeMounts[].mountPath] == ["/var/run/secrets/eks.amazonaws.com/serviceaccount", "/var/run/secrets/azure/wi"]'
+  # Neither webhook writes a marker, and GKE's annotation no longer enables gcp.
+  pod '.metadata.annotations == null'
+  resp '.auditAnnotations | keys == ["cwii-aws-sources", "cwii-az-sources"]'
+  resp '.auditAnnotations["cwii-az-sources"] | startswith("azwi-use=pod(azure.workload.identity/use) client-id=serviceaccount(azure.workload.identity/client-id)")'
+  resp '.auditAnnotations["cwii-aws-sources"] | contains("inject=serviceaccount(eks.amazonaws.com/role-arn)")'
 }
 
 @test "nativeAnnotations off (default): the same azwi/EKS/GKE ServiceAccount injects nothing" {
@@ -587,12 +591,12 @@ EOF
   resp '.warnings == null and .auditAnnotations == null'
 }
 
-@test "a cwii.dev key on the namespace beats a native key on the pod" {
+@test "native keys count only where their webhook reads them: EKS keys on the pod are ignored" {
   scenario settings-namespace-cwii-beats-pod-native
   mutated
   [ "$(env_of app AWS_ROLE_ARN)" = arn:aws:iam::111122223333:role/from-namespace ]
-  pod '(.spec.volumes[0].projected.sources[0].serviceAccountToken.audience) == "native-audience"'
-  resp '.auditAnnotations["cwii-aws-sources"] == "audience=pod(eks.amazonaws.com/audience) inject=namespace role-arn=namespace token-expiration=settings"'
+  pod --argjson v "$(token_volume aws sts.amazonaws.com 3600)" '.spec.volumes == [$v]'
+  resp '.auditAnnotations["cwii-aws-sources"] == "inject=namespace role-arn=namespace audience=settings token-expiration=settings"'
 }
 
 @test "lookupFailure deny: an unreadable ServiceAccount denies the pod" {

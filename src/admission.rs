@@ -3,8 +3,10 @@
 
 use crate::lookup::{Lookup, OwnerReference};
 use crate::mutate;
-use crate::plan::{self, ProviderPlan};
-use crate::resolve::{self, Denial, PodContext};
+use crate::plan;
+use crate::provider::{Denial, ProviderPlan};
+use crate::providers;
+use crate::resolve::{self, PodContext};
 use crate::settings::Settings;
 use crate::warnings::Warnings;
 use kubewarden_policy_sdk::response::ValidationResponse;
@@ -53,15 +55,20 @@ pub fn evaluate(payload: &[u8], lookup: &mut dyn Lookup) -> ValidationResponse {
             )
         }
     };
-    match Settings::from_value(payload.settings) {
+    match parse_settings(payload.settings) {
         Ok(settings) => evaluate_request(payload.request, &settings, lookup),
         Err(message) => reject(Denial { message, code: 500 }, Warnings::default()),
     }
 }
 
+/// Settings validated against every provider's description.
+pub fn parse_settings(value: Value) -> Result<Settings, String> {
+    Settings::from_value(value, providers::all())
+}
+
 /// The `validate_settings` export.
 pub fn validate_settings(payload: &[u8]) -> SettingsValidationResponse {
-    match Settings::from_slice(payload) {
+    match Settings::from_slice(payload, providers::all()) {
         Ok(_) => SettingsValidationResponse {
             valid: true,
             message: None,
@@ -95,19 +102,24 @@ pub fn evaluate_request(
     }
     let mut warnings = Warnings::default();
     let context = pod_context(&pod, &request.namespace);
-    let enabled = match resolve::resolve(&context, settings, lookup, &mut warnings) {
+    let all = providers::all();
+    let enabled = match resolve::resolve(&context, settings, all, lookup, &mut warnings) {
         Ok(enabled) => enabled,
         Err(denial) => return reject(denial, warnings),
     };
-    let plans: Vec<ProviderPlan> = enabled
-        .iter()
-        .filter_map(|e| plan::build_plan(e.provider, &e.keys, settings, &mut warnings))
-        .collect();
+    let mut plans: Vec<ProviderPlan> = Vec::with_capacity(enabled.len());
+    for e in &enabled {
+        match plan::build_plan(e.provider, e.layout, &e.keys, settings, &pod, &mut warnings) {
+            Ok(Some(plan)) => plans.push(plan),
+            Ok(None) => {}
+            Err(denial) => return reject(denial, warnings),
+        }
+    }
     if plans.is_empty() {
         return accept(None, warnings, BTreeMap::new());
     }
     // The pod is edited in place; apply reports whether any edit was made.
-    let changed = match mutate::apply(&mut pod, &plans, &mut warnings) {
+    let changed = match mutate::apply(&mut pod, &plans, &providers::names(), &mut warnings) {
         Ok(changed) => changed,
         Err(denial) => return reject(denial, warnings),
     };
@@ -141,6 +153,15 @@ pub fn pod_context(pod: &Value, request_namespace: &str) -> PodContext {
                 .collect()
         })
         .unwrap_or_default();
+    let labels = metadata
+        .and_then(|m| m.get("labels"))
+        .and_then(Value::as_object)
+        .map(|a| {
+            a.iter()
+                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+                .collect()
+        })
+        .unwrap_or_default();
     let owner_references = metadata
         .and_then(|m| m.get("ownerReferences"))
         .and_then(Value::as_array)
@@ -161,6 +182,7 @@ pub fn pod_context(pod: &Value, request_namespace: &str) -> PodContext {
     PodContext {
         namespace,
         annotations,
+        labels,
         owner_references,
         service_account,
     }

@@ -57,11 +57,9 @@ pub const SHARED_KEYS: &[KeyDef] = &[
     KeyDef::new(shared::SKIP_CONTAINERS, KeyKind::Names),
 ];
 
-/// A managed-platform annotation read as a fallback for a `cwii.dev/` key in compat mode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NativeKey {
-    pub key: &'static str,
-    pub suffix: &'static str,
+/// A provider's key definitions: the shared ones first, then its own.
+pub fn key_defs(own: &'static [KeyDef]) -> impl Iterator<Item = KeyDef> {
+    SHARED_KEYS.iter().chain(own).copied()
 }
 
 /// A value that counted as explicit, already converted to its type.
@@ -136,6 +134,16 @@ pub fn canonical_words(words: &[(&'static str, &'static str)]) -> Vec<&'static s
         }
     }
     out
+}
+
+/// A strict integer: an optional sign and ASCII digits, nothing else (how Go's
+/// `strconv.ParseInt` reads, and so the webhooks written in Go).
+pub fn strict_int(raw: &str) -> Option<i64> {
+    let digits = raw.strip_prefix(['+', '-']).unwrap_or(raw);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    raw.strip_prefix('+').unwrap_or(raw).parse().ok()
 }
 
 /// `cwii.dev/<provider>-<suffix>`.

@@ -15,6 +15,7 @@ pub mod keys;
 pub mod lookup;
 pub mod mutate;
 pub mod plan;
+pub mod provider;
 pub mod providers;
 pub mod resolve;
 pub mod settings;
@@ -22,6 +23,8 @@ pub mod warnings;
 
 #[cfg(test)]
 mod scenario_tests;
+#[cfg(test)]
+mod settings_tests;
 
 use kubewarden_policy_sdk::wapc_guest as guest;
 

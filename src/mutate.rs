@@ -4,9 +4,7 @@
 //! output finds nothing to do.
 
 use crate::keys::INJECTED_MARKER;
-use crate::plan::ProviderPlan;
-use crate::providers;
-use crate::resolve::Denial;
+use crate::provider::{ContainerList, Denial, Ownership, Position, ProviderPlan};
 use crate::warnings::Warnings;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeSet;
@@ -88,9 +86,12 @@ fn is_target(list: &str, container: &Value) -> bool {
 /// Applies every plan to the pod in place and says whether anything changed (tracked edit
 /// by edit, so the caller needs no copy of the pod to compare with). Returns a denial, with
 /// the pod untouched, when a container already mounts something else at a provider's path.
+///
+/// `known_providers` are the names an earlier `cwii.dev/injected` may keep.
 pub fn apply(
     pod: &mut Value,
     plans: &[ProviderPlan],
+    known_providers: &[&str],
     warnings: &mut Warnings,
 ) -> Result<bool, Denial> {
     check_shape(pod)?;
@@ -100,7 +101,7 @@ pub fn apply(
     };
     let mut changed = false;
     upsert_volumes(spec, plans, warnings, &mut changed);
-    place_init_containers(spec, plans, warnings, &mut changed);
+    place_containers(spec, plans, warnings, &mut changed);
     for list in ["containers", "initContainers"] {
         let Some(containers) = spec.get_mut(list).and_then(Value::as_array_mut) else {
             continue;
@@ -114,7 +115,7 @@ pub fn apply(
             }
         }
     }
-    annotate(pod, plans, &mut changed);
+    annotate(pod, plans, known_providers, &mut changed);
     Ok(changed)
 }
 
@@ -188,7 +189,9 @@ fn upsert_volumes(
     let Some(volumes) = array_field(spec, "volumes", changed) else {
         return;
     };
-    for desired in plans.iter().flat_map(|p| &p.volumes) {
+    let mut inserted_first = 0;
+    for planned in plans.iter().flat_map(|p| &p.volumes) {
+        let desired = &planned.value;
         let name = name_of(desired).to_string();
         let mut seen = false;
         let mut replaced = false;
@@ -209,7 +212,12 @@ fn upsert_volumes(
             true
         });
         if !seen {
-            volumes.push(desired.clone());
+            if planned.first {
+                volumes.insert(inserted_first, desired.clone());
+                inserted_first += 1;
+            } else {
+                volumes.push(desired.clone());
+            }
             *changed = true;
         }
         if replaced {
@@ -221,57 +229,89 @@ fn upsert_volumes(
     }
 }
 
-fn place_init_containers(
+fn place_containers(
     spec: &mut Map<String, Value>,
     plans: &[ProviderPlan],
     warnings: &mut Warnings,
     changed: &mut bool,
 ) {
-    let leading: Vec<&Value> = plans
-        .iter()
-        .flat_map(|p| &p.leading_init_containers)
-        .collect();
-    let verify: Vec<&Value> = plans
-        .iter()
-        .filter_map(|p| p.verify_container.as_ref())
-        .collect();
-    if leading.is_empty() && verify.is_empty() {
+    if plans.iter().all(|p| p.containers.is_empty()) {
         return;
     }
-    let owned: BTreeSet<&str> = leading.iter().chain(&verify).map(|c| name_of(c)).collect();
-    let existing = array_field(spec, "initContainers", changed)
-        .map(std::mem::take)
-        .unwrap_or_default();
-    // The policy's own containers must be first (writers) and last (verify), each once.
-    let in_place = {
-        let (lead, rest) = existing.split_at(leading.len().min(existing.len()));
-        let (middle, tail) = rest.split_at(rest.len().saturating_sub(verify.len()));
-        lead.iter().eq(leading.iter().copied())
-            && tail.iter().eq(verify.iter().copied())
-            && !middle.iter().any(|c| owned.contains(name_of(c)))
-    };
-    if !in_place {
-        *changed = true;
-    }
-    let (previous, kept): (Vec<Value>, Vec<Value>) = existing
-        .into_iter()
-        .partition(|c| owned.contains(name_of(c)));
-    for desired in leading.iter().chain(&verify) {
-        let name = name_of(desired);
-        let earlier: Vec<&Value> = previous.iter().filter(|c| name_of(c) == name).collect();
-        if earlier.len() > 1 || earlier.first().is_some_and(|c| *c != *desired) {
-            warnings.push(format!(
-                "cwii: replaced init container '{name}': the name is reserved for the policy"
-            ));
-        }
-    }
-    let placed: Vec<Value> = leading
-        .into_iter()
-        .cloned()
-        .chain(kept)
-        .chain(verify.into_iter().cloned())
+    // A shared container (the azwi proxy) is added only when no container has its name.
+    let existing_names: BTreeSet<String> = ["initContainers", "containers"]
+        .iter()
+        .filter_map(|f| spec.get(*f).and_then(Value::as_array))
+        .flatten()
+        .map(|c| name_of(c).to_string())
         .collect();
-    spec.insert("initContainers".into(), Value::Array(placed));
+    for list in [ContainerList::Init, ContainerList::App] {
+        let select = |position: Position, ownership: Ownership| -> Vec<&Value> {
+            plans
+                .iter()
+                .flat_map(|p| &p.containers)
+                .filter(|c| c.list == list && c.position == position && c.ownership == ownership)
+                .map(|c| &c.value)
+                .filter(|c| {
+                    ownership == Ownership::Reserved || !existing_names.contains(name_of(c))
+                })
+                .collect()
+        };
+        let leading = select(Position::First, Ownership::Reserved);
+        let trailing = select(Position::Last, Ownership::Reserved);
+        let shared_first = select(Position::First, Ownership::Shared);
+        let shared_last = select(Position::Last, Ownership::Shared);
+        if leading.is_empty()
+            && trailing.is_empty()
+            && shared_first.is_empty()
+            && shared_last.is_empty()
+        {
+            continue;
+        }
+        let owned: BTreeSet<&str> = leading
+            .iter()
+            .chain(&trailing)
+            .map(|c| name_of(c))
+            .collect();
+        let existing = array_field(spec, list.field(), changed)
+            .map(std::mem::take)
+            .unwrap_or_default();
+        // The policy's own containers must be first (writers) and last (verify), each once.
+        let in_place = {
+            let (lead, rest) = existing.split_at(leading.len().min(existing.len()));
+            let (middle, tail) = rest.split_at(rest.len().saturating_sub(trailing.len()));
+            lead.iter().eq(leading.iter().copied())
+                && tail.iter().eq(trailing.iter().copied())
+                && !middle.iter().any(|c| owned.contains(name_of(c)))
+        };
+        if !in_place || !shared_first.is_empty() || !shared_last.is_empty() {
+            *changed = true;
+        }
+        let (previous, kept): (Vec<Value>, Vec<Value>) = existing
+            .into_iter()
+            .partition(|c| owned.contains(name_of(c)));
+        for desired in leading.iter().chain(&trailing) {
+            let name = name_of(desired);
+            let earlier: Vec<&Value> = previous.iter().filter(|c| name_of(c) == name).collect();
+            if earlier.len() > 1 || earlier.first().is_some_and(|c| *c != *desired) {
+                warnings.push(format!(
+                    "cwii: replaced {} '{name}': the name is reserved for the policy",
+                    match list {
+                        ContainerList::Init => "init container",
+                        ContainerList::App => "container",
+                    }
+                ));
+            }
+        }
+        let placed: Vec<Value> = leading
+            .into_iter()
+            .chain(shared_first)
+            .cloned()
+            .chain(kept)
+            .chain(shared_last.into_iter().chain(trailing).cloned())
+            .collect();
+        spec.insert(list.field().into(), Value::Array(placed));
+    }
 }
 
 fn inject_container(
@@ -281,6 +321,14 @@ fn inject_container(
     changed: &mut bool,
 ) {
     let container_name = name_of(container).to_string();
+    if let Some(defined) = defines_a_member_of_each(container, plan.leave_alone_when_defined) {
+        warnings.push(format!(
+            "cwii: container '{container_name}' defines its own {}; {} left it alone (no mount, no env), as its webhook does",
+            defined.join(", "),
+            plan.provider
+        ));
+        return;
+    }
     let Some(object) = container.as_object_mut() else {
         return;
     };
@@ -361,7 +409,29 @@ fn inject_container(
     }
 }
 
-fn annotate(pod: &mut Value, plans: &[ProviderPlan], changed: &mut bool) {
+/// For each group, the first member the container defines; `None` unless it defines one of
+/// every group (and there are groups).
+fn defines_a_member_of_each(container: &Value, groups: &[&[&str]]) -> Option<Vec<String>> {
+    if groups.is_empty() {
+        return None;
+    }
+    let env = container.get("env").and_then(Value::as_array)?;
+    groups
+        .iter()
+        .map(|group| {
+            env.iter()
+                .map(name_of)
+                .find(|n| group.contains(n))
+                .map(str::to_string)
+        })
+        .collect()
+}
+
+fn annotate(pod: &mut Value, plans: &[ProviderPlan], known_providers: &[&str], changed: &mut bool) {
+    // A webhook's layout leaves no marker: its own output must come back unchanged.
+    if !plans.iter().any(|p| p.marker || !p.annotations.is_empty()) {
+        return;
+    }
     let Some(metadata) = pod.as_object_mut().map(|p| {
         p.entry("metadata")
             .or_insert_with(|| Value::Object(Map::new()))
@@ -382,19 +452,24 @@ fn annotate(pod: &mut Value, plans: &[ProviderPlan], changed: &mut bool) {
         return;
     };
     // The earlier marker is untrusted input: only provider names survive the merge.
-    let known = providers::names();
     let mut injected: BTreeSet<String> = annotations
         .get(INJECTED_MARKER)
         .and_then(Value::as_str)
         .unwrap_or("")
         .split(',')
         .map(str::trim)
-        .filter(|p| known.contains(p))
+        .filter(|p| known_providers.contains(p))
         .map(str::to_string)
         .collect();
-    injected.extend(plans.iter().map(|p| p.provider.to_string()));
+    injected.extend(
+        plans
+            .iter()
+            .filter(|p| p.marker)
+            .map(|p| p.provider.to_string()),
+    );
     let marker = injected.into_iter().collect::<Vec<_>>().join(",");
-    let desired = std::iter::once((INJECTED_MARKER, marker.as_str())).chain(
+    let marker_entry = (!marker.is_empty()).then_some((INJECTED_MARKER, marker.as_str()));
+    let desired = marker_entry.into_iter().chain(
         plans
             .iter()
             .flat_map(|p| &p.annotations)

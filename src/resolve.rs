@@ -1,101 +1,26 @@
 //! Precedence (SPEC §3): every key is resolved on its own, first explicit value wins, in the
 //! order pod > owning workload > ServiceAccount > namespace > settings.defaults. Levels are
 //! fetched lazily, in a fixed order, and only while some open provider still has a key
-//! that no visited level answered.
+//! that no visited level answered. In drop-in mode (§7) a webhook's own keys count on the
+//! level where that webhook reads them, right after the `cwii.dev/` key on that level.
 
 use crate::keys::{self, shared, KeyDef, KeyKind, KeyValue};
 use crate::lookup::{known_kind, Lookup, LookupError, ObjectMeta, ObjectRef, OwnerReference};
-use crate::providers::{self, Provider};
+use crate::provider::{
+    Denial, LevelKind, NativeKey, NativeLayout, NativeSource, Provider, Resolution, ResolvedKeys,
+};
 use crate::settings::{LookupFailure, Settings};
 use crate::warnings::Warnings;
 use std::collections::BTreeMap;
 
-/// Where a value came from; the text form is what audit annotations record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum LevelKind {
-    Pod,
-    Workload,
-    ServiceAccount,
-    Namespace,
-    Defaults,
-}
-
-impl LevelKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LevelKind::Pod => "pod",
-            LevelKind::Workload => "workload",
-            LevelKind::ServiceAccount => "serviceaccount",
-            LevelKind::Namespace => "namespace",
-            LevelKind::Defaults => "defaults",
-        }
-    }
-}
-
-/// The annotations of one object, in precedence order within the list of visited levels.
+/// The annotations (and, for the pod, labels) of one object.
 #[derive(Debug, Clone)]
 pub struct Level {
     pub kind: LevelKind,
     /// `pod`, or the object, e.g. `Deployment apps/web`.
     pub label: String,
     pub annotations: BTreeMap<String, String>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Resolution {
-    pub value: KeyValue,
-    pub source: LevelKind,
-    /// The managed-platform key that supplied the value, in compat mode.
-    pub native_key: Option<&'static str>,
-}
-
-/// The explicit values found for one provider's keys, by key suffix.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ResolvedKeys {
-    values: BTreeMap<&'static str, Resolution>,
-}
-
-impl ResolvedKeys {
-    pub fn get(&self, suffix: &str) -> Option<&Resolution> {
-        self.values.get(suffix)
-    }
-    pub fn text(&self, suffix: &str) -> Option<&str> {
-        match self.get(suffix).map(|r| &r.value) {
-            Some(KeyValue::Text(t)) => Some(t),
-            _ => None,
-        }
-    }
-    pub fn flag(&self, suffix: &str) -> Option<bool> {
-        match self.get(suffix).map(|r| &r.value) {
-            Some(KeyValue::Bool(b)) => Some(*b),
-            _ => None,
-        }
-    }
-    pub fn seconds(&self, suffix: &str) -> Option<i64> {
-        match self.get(suffix).map(|r| &r.value) {
-            Some(KeyValue::Seconds(s)) => Some(*s),
-            _ => None,
-        }
-    }
-    pub fn names(&self, suffix: &str) -> &[String] {
-        match self.get(suffix).map(|r| &r.value) {
-            Some(KeyValue::Names(n)) => n,
-            _ => &[],
-        }
-    }
-    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &Resolution)> + '_ {
-        self.values.iter().map(|(k, v)| (*k, v))
-    }
-    pub fn insert(&mut self, suffix: &'static str, resolution: Resolution) {
-        self.values.insert(suffix, resolution);
-    }
-}
-
-/// A reason to refuse the pod.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Denial {
-    pub message: String,
-    pub code: u16,
+    pub labels: BTreeMap<String, String>,
 }
 
 /// What the resolver needs to know about the pod.
@@ -103,50 +28,46 @@ pub struct Denial {
 pub struct PodContext {
     pub namespace: String,
     pub annotations: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, String>,
     pub owner_references: Vec<OwnerReference>,
     /// `spec.serviceAccountName`, or `default` when empty.
     pub service_account: String,
 }
 
-/// A provider whose inject key resolved to true, with all its keys resolved.
+/// A provider that is injected, with all its keys resolved.
 pub struct Enabled {
     pub provider: &'static dyn Provider,
     pub keys: ResolvedKeys,
+    /// The webhook's layout (§7.3) rather than §4's.
+    pub layout: Option<&'static dyn NativeLayout>,
 }
 
 /// Resolves every enabled provider, looking objects up only as far as needed.
 pub fn resolve(
     pod: &PodContext,
     settings: &Settings,
+    providers: &[&'static dyn Provider],
     lookup: &mut dyn Lookup,
     warnings: &mut Warnings,
 ) -> Result<Vec<Enabled>, Denial> {
-    let enabled: Vec<&'static dyn Provider> = providers::all()
+    // Key names, built once per evaluation: the skip checks below ask for them at every step.
+    let tables: Vec<KeyTable> = providers
         .iter()
-        .copied()
         .filter(|p| settings.provider(p.name()).is_some_and(|s| s.enabled))
+        .map(|p| KeyTable::new(*p, settings))
         .collect();
 
     let mut levels = vec![Level {
         kind: LevelKind::Pod,
         label: "pod".to_string(),
         annotations: pod.annotations.clone(),
+        labels: pod.labels.clone(),
     }];
 
-    // Full key names, built once: the skip checks below ask for them at every step.
-    let key_tables: Vec<KeyTable> = enabled.iter().map(|p| KeyTable::new(*p)).collect();
-
     for step in [Step::Owner, Step::ServiceAccount, Step::Namespace] {
-        let open: Vec<&KeyTable> = key_tables
-            .iter()
-            .filter(|t| !inject_is_false(&levels, t))
-            .collect();
-        let settled = open.iter().all(|t| {
-            t.keys
-                .iter()
-                .all(|(def, key)| explicit(&levels, key, *def).is_some())
-        });
-        if open.is_empty() || settled {
+        let next = step.level();
+        let open: Vec<&KeyTable> = tables.iter().filter(|t| !t.closed(&levels)).collect();
+        if open.is_empty() || open.iter().all(|t| t.settled(&levels, next)) {
             break;
         }
         match step {
@@ -158,16 +79,8 @@ pub fn resolve(
                     name: pod.service_account.clone(),
                     namespace: Some(pod.namespace.clone()),
                 };
-                levels.extend(
-                    fetch_level(
-                        object,
-                        LevelKind::ServiceAccount,
-                        settings,
-                        lookup,
-                        warnings,
-                    )?
-                    .map(|(l, _)| l),
-                );
+                levels
+                    .extend(fetch_level(object, next, settings, lookup, warnings)?.map(|(l, _)| l));
             }
             Step::Namespace => {
                 let object = ObjectRef {
@@ -176,21 +89,16 @@ pub fn resolve(
                     name: pod.namespace.clone(),
                     namespace: None,
                 };
-                levels.extend(
-                    fetch_level(object, LevelKind::Namespace, settings, lookup, warnings)?
-                        .map(|(l, _)| l),
-                );
+                levels
+                    .extend(fetch_level(object, next, settings, lookup, warnings)?.map(|(l, _)| l));
             }
         }
     }
 
     let mut result = Vec::new();
-    for provider in providers::all() {
+    for provider in providers {
         let provider = *provider;
-        let Some(table) = key_tables
-            .iter()
-            .find(|t| t.provider.name() == provider.name())
-        else {
+        let Some(table) = tables.iter().find(|t| t.provider.name() == provider.name()) else {
             // Say so when a pod asks for a provider the operator switched off.
             let inject = keys::full_key(provider.name(), shared::INJECT);
             if levels.iter().any(|l| {
@@ -206,28 +114,51 @@ pub fn resolve(
             continue;
         };
         let (inject_def, inject_key) = table.inject();
-        let inject = resolve_key(
-            &levels, provider, inject_def, inject_key, settings, warnings,
-        );
-        if !inject
-            .as_ref()
-            .is_some_and(|r| r.value == KeyValue::Bool(true))
-        {
-            continue;
-        }
+        let inject = table.resolve_key(&levels, inject_def, inject_key, settings, warnings);
         let mut keys = ResolvedKeys::default();
-        for (def, key) in &table.keys {
-            let def = *def;
-            let resolution = if def.suffix == shared::INJECT {
-                inject.clone()
-            } else {
-                resolve_key(&levels, provider, def, key, settings, warnings)
-            };
-            if let Some(resolution) = resolution {
+        for suffix in table.layout.map(|l| l.layout_keys()).unwrap_or(&[]) {
+            if let Some(resolution) = table.native_value(&levels, suffix, warnings) {
+                keys.insert(suffix, resolution);
+            }
+        }
+        let layout = table.layout.filter(|l| l.enables(&keys));
+        // A cwii.dev inject key on an object decides; else the webhook's signal; else the
+        // cluster default.
+        let inject = match inject {
+            Some(r) if r.source != LevelKind::Defaults => Some(r),
+            _ if layout.is_some() => {
+                let signal = table
+                    .layout
+                    .map(|l| l.layout_keys())
+                    .unwrap_or(&[])
+                    .iter()
+                    .find_map(|suffix| keys.get(suffix));
+                signal.map(|s| Resolution {
+                    value: KeyValue::Bool(true),
+                    source: s.source,
+                    native_key: s.native_key.clone(),
+                })
+            }
+            from_defaults => from_defaults,
+        };
+        let Some(inject) = inject.filter(|r| r.value == KeyValue::Bool(true)) else {
+            continue;
+        };
+        keys.insert(shared::INJECT, inject);
+        for (def, key) in table
+            .keys
+            .iter()
+            .filter(|(d, _)| d.suffix != shared::INJECT)
+        {
+            if let Some(resolution) = table.resolve_key(&levels, *def, key, settings, warnings) {
                 keys.insert(def.suffix, resolution);
             }
         }
-        result.push(Enabled { provider, keys });
+        result.push(Enabled {
+            provider,
+            keys,
+            layout,
+        });
     }
     Ok(result)
 }
@@ -239,18 +170,45 @@ enum Step {
     Namespace,
 }
 
-/// An enabled provider's key definitions with their full `cwii.dev/` names.
+impl Step {
+    fn level(self) -> LevelKind {
+        match self {
+            Step::Owner => LevelKind::Workload,
+            Step::ServiceAccount => LevelKind::ServiceAccount,
+            Step::Namespace => LevelKind::Namespace,
+        }
+    }
+}
+
+/// An enabled provider's key definitions with their full `cwii.dev/` names, and in drop-in
+/// mode its webhook's keys.
 struct KeyTable {
     provider: &'static dyn Provider,
     keys: Vec<(KeyDef, String)>,
+    layout: Option<&'static dyn NativeLayout>,
+    native: Vec<NativeKey>,
 }
 
 impl KeyTable {
-    fn new(provider: &'static dyn Provider) -> Self {
-        let keys = providers::key_defs(provider)
+    fn new(provider: &'static dyn Provider, settings: &Settings) -> Self {
+        let keys = keys::key_defs(provider.keys())
             .map(|def| (def, keys::full_key(provider.name(), def.suffix)))
             .collect();
-        Self { provider, keys }
+        let layout = provider
+            .native_layout()
+            .filter(|_| settings.native_annotations);
+        let native = layout
+            .map(|l| match settings.native.get(l.name()) {
+                Some(fields) => l.native_keys(fields),
+                None => Vec::new(),
+            })
+            .unwrap_or_default();
+        Self {
+            provider,
+            keys,
+            layout,
+            native,
+        }
     }
 
     /// The inject key (the first of the shared keys).
@@ -259,6 +217,141 @@ impl KeyTable {
         debug_assert_eq!(def.suffix, shared::INJECT);
         (*def, key)
     }
+
+    /// Closed once its inject key is explicitly false at a visited level (a webhook's signal
+    /// can only enable, never close, a provider).
+    fn closed(&self, levels: &[Level]) -> bool {
+        let (def, key) = self.inject();
+        explicit(levels, key, def) == Some(KeyValue::Bool(false))
+    }
+
+    /// Whether no level from `next` on can change any of this provider's keys: every
+    /// `cwii.dev/` key is answered, and every webhook key still to be read is either
+    /// answered by an earlier level or does not decide the layout. `settings.defaults` never
+    /// counts here.
+    fn settled(&self, levels: &[Level], next: LevelKind) -> bool {
+        let answered = |suffix: &str| {
+            self.keys
+                .iter()
+                .any(|(def, key)| def.suffix == suffix && explicit(levels, key, *def).is_some())
+                || self.native.iter().any(|n| {
+                    n.suffix == suffix
+                        && levels.iter().any(|l| {
+                            l.kind == n.level && native_raw(l, n).and_then(n.parse).is_some()
+                        })
+                })
+        };
+        self.keys.iter().all(|(def, _)| answered(def.suffix))
+            && self
+                .native
+                .iter()
+                .filter(|n| n.level >= next)
+                .all(|n| !n.decides_layout && answered(n.suffix))
+    }
+
+    /// Resolves one key: on every level its `cwii.dev/` key, then the webhook's keys read
+    /// on that level; then settings.defaults. Values that are present but not explicit are
+    /// reported.
+    fn resolve_key(
+        &self,
+        levels: &[Level],
+        def: KeyDef,
+        key: &str,
+        settings: &Settings,
+        warnings: &mut Warnings,
+    ) -> Option<Resolution> {
+        for level in levels {
+            if let Some(raw) = level.annotations.get(key) {
+                match keys::parse_value(def.kind, raw) {
+                    Some(value) => {
+                        return Some(Resolution {
+                            value,
+                            source: level.kind,
+                            native_key: None,
+                        })
+                    }
+                    None => warnings.push(format!(
+                        "cwii: ignored {key}={} on {} ({})",
+                        keys::quote_for_message(raw),
+                        level.label,
+                        keys::expected(def.kind)
+                    )),
+                }
+            }
+            if def.suffix == shared::INJECT {
+                // A webhook's signal is not a value of the inject key (see `resolve`).
+                continue;
+            }
+            if let Some(found) = self.native_on_level(level, def.suffix, warnings) {
+                return Some(found);
+            }
+        }
+        settings.defaults.get(key).and_then(|raw| {
+            keys::parse_value(def.kind, raw).map(|value| Resolution {
+                value,
+                source: LevelKind::Defaults,
+                native_key: None,
+            })
+        })
+    }
+
+    /// A key only the webhook has: its native keys on their levels.
+    fn native_value(
+        &self,
+        levels: &[Level],
+        suffix: &str,
+        warnings: &mut Warnings,
+    ) -> Option<Resolution> {
+        levels
+            .iter()
+            .find_map(|level| self.native_on_level(level, suffix, warnings))
+    }
+
+    fn native_on_level(
+        &self,
+        level: &Level,
+        suffix: &str,
+        warnings: &mut Warnings,
+    ) -> Option<Resolution> {
+        for native in self
+            .native
+            .iter()
+            .filter(|n| n.suffix == suffix && n.level == level.kind)
+        {
+            let Some(raw) = native_raw(level, native) else {
+                continue;
+            };
+            match (native.parse)(raw) {
+                Some(value) => {
+                    return Some(Resolution {
+                        value,
+                        source: level.kind,
+                        native_key: Some(native.key.clone()),
+                    })
+                }
+                None => warnings.push(format!(
+                    "cwii: ignored {}{}={} on {} ({})",
+                    match native.source {
+                        NativeSource::Annotation => "",
+                        NativeSource::Label => "label ",
+                    },
+                    native.key,
+                    keys::quote_for_message(raw),
+                    level.label,
+                    native.expected,
+                )),
+            }
+        }
+        None
+    }
+}
+
+fn native_raw<'l>(level: &'l Level, native: &NativeKey) -> Option<&'l str> {
+    match native.source {
+        NativeSource::Annotation => level.annotations.get(&native.key),
+        NativeSource::Label => level.labels.get(&native.key),
+    }
+    .map(String::as_str)
 }
 
 /// The first explicit `cwii.dev/` value of a key on the visited annotation levels, silently.
@@ -268,99 +361,6 @@ fn explicit(levels: &[Level], key: &str, def: KeyDef) -> Option<KeyValue> {
             .get(key)
             .and_then(|raw| keys::parse_value(def.kind, raw))
     })
-}
-
-/// A provider is closed once its inject key is explicitly false at a visited level. (A
-/// native key can only enable, never close, a provider.)
-fn inject_is_false(levels: &[Level], table: &KeyTable) -> bool {
-    let (def, key) = table.inject();
-    explicit(levels, key, def) == Some(KeyValue::Bool(false))
-}
-
-/// Resolves one key: `cwii.dev/` on every level, then (compat) native keys on every level,
-/// then settings.defaults. Values that are present but not explicit are reported.
-fn resolve_key(
-    levels: &[Level],
-    provider: &dyn Provider,
-    def: KeyDef,
-    key: &str,
-    settings: &Settings,
-    warnings: &mut Warnings,
-) -> Option<Resolution> {
-    for level in levels {
-        if let Some(raw) = level.annotations.get(key) {
-            match keys::parse_value(def.kind, raw) {
-                Some(value) => {
-                    return Some(Resolution {
-                        value,
-                        source: level.kind,
-                        native_key: None,
-                    })
-                }
-                None => warnings.push(format!(
-                    "cwii: ignored {key}={} on {} ({})",
-                    keys::quote_for_message(raw),
-                    level.label,
-                    keys::expected(def.kind)
-                )),
-            }
-        }
-    }
-    if settings.native_annotations {
-        let natives = provider.native_keys();
-        for native in natives.iter().filter(|n| n.suffix == def.suffix) {
-            if let Some(found) = native_value(levels, native.key, def.kind, warnings) {
-                return Some(Resolution {
-                    value: found.0,
-                    source: found.1,
-                    native_key: Some(native.key),
-                });
-            }
-        }
-        // The presence of the provider's first native key enables it.
-        if def.suffix == shared::INJECT {
-            if let Some(first) = natives.first() {
-                if let Some((_, source)) =
-                    native_value(levels, first.key, KeyKind::Text, &mut Warnings::default())
-                {
-                    return Some(Resolution {
-                        value: KeyValue::Bool(true),
-                        source,
-                        native_key: Some(first.key),
-                    });
-                }
-            }
-        }
-    }
-    settings.defaults.get(key).and_then(|raw| {
-        keys::parse_value(def.kind, raw).map(|value| Resolution {
-            value,
-            source: LevelKind::Defaults,
-            native_key: None,
-        })
-    })
-}
-
-fn native_value(
-    levels: &[Level],
-    native_key: &str,
-    kind: KeyKind,
-    warnings: &mut Warnings,
-) -> Option<(KeyValue, LevelKind)> {
-    for level in levels {
-        if let Some(raw) = level.annotations.get(native_key) {
-            match keys::parse_value(kind, raw) {
-                Some(value) => return Some((value, level.kind)),
-                None => warnings.push(format!(
-                    "cwii: ignored {native_key}={} on {} ({})",
-                    keys::quote_for_message(raw),
-                    level.label,
-                    keys::expected(kind)
-                )),
-            }
-        }
-    }
-    None
 }
 
 /// Looks one object up. A missing object is an empty level; any other failure denies the
@@ -378,6 +378,7 @@ fn fetch_level(
                 kind,
                 label: object.to_string(),
                 annotations: meta.annotations.clone(),
+                labels: BTreeMap::new(),
             },
             meta,
         ))),

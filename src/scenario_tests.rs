@@ -38,7 +38,7 @@ fn pod(pairs: &[(&str, &str)]) -> Value {
 }
 
 fn settings(value: Value) -> Settings {
-    Settings::from_value(value).unwrap()
+    crate::admission::parse_settings(value).unwrap()
 }
 
 fn run_with(pod: &Value, settings_json: Value, lookup: &mut InMemoryLookup) -> ValidationResponse {
@@ -1413,108 +1413,284 @@ fn hostile_values_reach_the_pod_only_as_values() {
 
 // ---------------------------------------------------------------- compat mode
 
+fn labelled(pod_json: &mut Value) {
+    pod_json["metadata"]["labels"] = json!({"azure.workload.identity/use": "true"});
+}
+
+fn azwi_volume(pod_name: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let hex: String = Sha256::digest(pod_name.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("azure-workload-identity-reserved-{}", &hex[..30])
+}
+
 #[test]
-fn native_annotations_only_in_compat_mode() {
+fn drop_in_only_with_native_annotations_and_only_for_the_label() {
     let sa = InMemoryLookup::new().with(
         "ServiceAccount",
         Some("apps"),
         "default",
-        &[
-            ("azure.workload.identity/client-id", "native-client"),
-            ("azure.workload.identity/tenant-id", "native-tenant"),
-        ],
+        &[("azure.workload.identity/client-id", "native-client")],
         &[],
     );
+    let mut input = pod(&[]);
+    labelled(&mut input);
+    let settings_json = json!({"nativeAnnotations": true, "native": {"azwi": {"tenantId": "t"}}});
+    // Off: the label and the ServiceAccount's key mean nothing.
+    let response = run_with(&input, json!({}), &mut sa.clone());
+    assert!(response.mutated_object.is_none());
+    // On, but the ServiceAccount's key alone (no label) does not enable azwi.
+    let response = run_with(&pod(&[]), settings_json.clone(), &mut sa.clone());
+    assert!(response.mutated_object.is_none());
+    // On, labelled: azwi's layout, no marker.
     let mut lookup = sa.clone();
-    let response = run_with(&pod(&[]), json!({}), &mut lookup);
-    assert!(
-        response.mutated_object.is_none(),
-        "compat off: native keys are not read"
-    );
-
-    let mut lookup = sa;
-    let response = run_with(&pod(&[]), json!({"nativeAnnotations": true}), &mut lookup);
+    let response = run_with(&input, settings_json.clone(), &mut lookup);
     let out = mutated(&response);
+    let volume_name = azwi_volume("app");
     assert_eq!(
-        env_value(&out["spec"]["containers"][0], "AZURE_CLIENT_ID").as_deref(),
-        Some("native-client")
+        volume(out, &volume_name).unwrap()["projected"]["sources"][0]["serviceAccountToken"],
+        json!({"path": "token/azure-identity-token", "audience": "api://AzureADTokenExchange", "expirationSeconds": 3600})
     );
+    let app = &out["spec"]["containers"][0];
+    assert_eq!(
+        env_of(app),
+        vec![
+            ("AZURE_CLIENT_ID".into(), json!("native-client")),
+            ("AZURE_TENANT_ID".into(), json!("t")),
+            (
+                "AZURE_FEDERATED_TOKEN_FILE".into(),
+                json!("/var/run/secrets/azure/wi/token/azure-identity-token")
+            ),
+            (
+                "AZURE_AUTHORITY_HOST".into(),
+                json!("https://login.microsoftonline.com/")
+            ),
+        ]
+    );
+    assert_eq!(
+        app["volumeMounts"],
+        json!([{"name": volume_name, "mountPath": "/var/run/secrets/azure/wi", "readOnly": true}])
+    );
+    assert_eq!(out["metadata"]["annotations"], json!({}), "no marker");
     assert_eq!(
         response.audit_annotations.as_ref().unwrap()["cwii-az-sources"],
-        "client-id=serviceaccount(azure.workload.identity/client-id) inject=serviceaccount(azure.workload.identity/client-id) tenant-id=serviceaccount(azure.workload.identity/tenant-id) audience=settings token-expiration=settings"
+        "azwi-use=pod(azure.workload.identity/use) client-id=serviceaccount(azure.workload.identity/client-id) inject=pod(azure.workload.identity/use) audience=native.azwi token-expiration=native.azwi"
     );
+    assert_idempotent(out, settings_json, &lookup);
 }
 
 #[test]
-fn cwii_key_at_any_level_beats_native_key_at_any_level() {
-    let mut lookup = InMemoryLookup::new().with(
-        "Namespace",
-        None,
-        "apps",
-        &[("cwii.dev/aws-role-arn", "arn:ns")],
+fn native_keys_count_only_on_their_level_and_cwii_keys_win_there() {
+    // EKS: role-arn on the pod is not read; on the ServiceAccount the cwii.dev key wins the
+    // value, the webhook's key still chooses the layout; a namespace cwii.dev audience
+    // loses to the ServiceAccount's EKS audience (a higher level).
+    let mut lookup = InMemoryLookup::new()
+        .with(
+            "ServiceAccount",
+            Some("apps"),
+            "default",
+            &[
+                (
+                    "eks.amazonaws.com/role-arn",
+                    "arn:aws:iam::111122223333:role/native",
+                ),
+                (
+                    "cwii.dev/aws-role-arn",
+                    "arn:aws:iam::111122223333:role/cwii",
+                ),
+                ("eks.amazonaws.com/audience", "sa-native-aud"),
+            ],
+            &[],
+        )
+        .with(
+            "Namespace",
+            None,
+            "apps",
+            &[("cwii.dev/aws-audience", "ns-aud")],
+            &[],
+        );
+    let input = pod(&[(
+        "eks.amazonaws.com/role-arn",
+        "arn:aws:iam::111122223333:role/pod",
+    )]);
+    let settings_json =
+        json!({"nativeAnnotations": true, "native": {"eks": {"region": "eu-west-1"}}});
+    let response = run_with(&input, settings_json.clone(), &mut lookup);
+    let out = mutated(&response);
+    assert_eq!(out["spec"]["volumes"][0]["name"], "aws-iam-token");
+    assert_eq!(
+        out["spec"]["volumes"][0]["projected"]["sources"][0]["serviceAccountToken"]["audience"],
+        "sa-native-aud"
+    );
+    let names: Vec<String> = env_of(&out["spec"]["containers"][0])
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            "AWS_DEFAULT_REGION",
+            "AWS_REGION",
+            "AWS_ROLE_ARN",
+            "AWS_WEB_IDENTITY_TOKEN_FILE"
+        ]
+    );
+    assert_eq!(
+        env_value(&out["spec"]["containers"][0], "AWS_ROLE_ARN").as_deref(),
+        Some("arn:aws:iam::111122223333:role/cwii")
+    );
+    assert_idempotent(out, settings_json, &lookup);
+}
+
+#[test]
+fn settings_defaults_sit_above_native_settings_and_below_native_keys() {
+    let settings_json = json!({"nativeAnnotations": true,
+        "native": {"azwi": {"tenantId": "native-tenant"}},
+        "defaults": {"cwii.dev/az-tenant-id": "default-tenant"}});
+    let mut input = pod(&[]);
+    labelled(&mut input);
+    let tenant = |lookup: &mut InMemoryLookup| {
+        let response = run_with(&input, settings_json.clone(), lookup);
+        env_value(
+            &mutated(&response)["spec"]["containers"][0],
+            "AZURE_TENANT_ID",
+        )
+    };
+    assert_eq!(
+        tenant(&mut InMemoryLookup::new()).as_deref(),
+        Some("default-tenant")
+    );
+    let mut with_sa = InMemoryLookup::new().with(
+        "ServiceAccount",
+        Some("apps"),
+        "default",
+        &[("azure.workload.identity/tenant-id", "sa-tenant")],
         &[],
     );
-    let input = pod(&[
-        ("eks.amazonaws.com/role-arn", "arn:native-pod"),
-        ("eks.amazonaws.com/audience", "native-aud"),
-        ("eks.amazonaws.com/token-expiration", "86400"),
-        ("eks.amazonaws.com/skip-containers", "app"),
-    ]);
-    let mut with_sidecar = input.clone();
-    with_sidecar["spec"]["containers"] =
-        json!([{"name": "app", "image": "a"}, {"name": "worker", "image": "w"}]);
+    assert_eq!(tenant(&mut with_sa).as_deref(), Some("sa-tenant"));
+}
+
+#[test]
+fn a_labelled_pod_with_inject_false_or_the_eks_skip_label_is_left_alone() {
+    let mut input = pod(&[("cwii.dev/az-inject", "false")]);
+    labelled(&mut input);
     let response = run_with(
-        &with_sidecar,
+        &input,
         json!({"nativeAnnotations": true}),
-        &mut lookup,
+        &mut InMemoryLookup::new(),
     );
-    let out = mutated(&response);
-    let worker = &out["spec"]["containers"][1];
-    assert_eq!(env_value(worker, "AWS_ROLE_ARN").as_deref(), Some("arn:ns"));
-    let token =
-        &volume(out, "cwii-aws-token").unwrap()["projected"]["sources"][0]["serviceAccountToken"];
-    assert_eq!(token["audience"], "native-aud");
-    assert_eq!(token["expirationSeconds"], 86400);
+    assert!(response.mutated_object.is_none());
+    let sa = InMemoryLookup::new().with(
+        "ServiceAccount",
+        Some("apps"),
+        "default",
+        &[(
+            "eks.amazonaws.com/role-arn",
+            "arn:aws:iam::111122223333:role/r",
+        )],
+        &[],
+    );
+    let mut input = pod(&[]);
+    input["metadata"]["labels"] = json!({"eks.amazonaws.com/skip-pod-identity-webhook": "false"});
+    let response = run_with(&input, json!({"nativeAnnotations": true}), &mut sa.clone());
     assert!(
-        out["spec"]["containers"][0].get("env").is_none(),
-        "skipped by the native skip list"
+        response.mutated_object.is_none(),
+        "the label's presence is enough"
     );
 }
 
 #[test]
-fn native_keys_rank_above_settings_defaults() {
-    let mut lookup = InMemoryLookup::new();
-    let input = pod(&[
-        ("azure.workload.identity/client-id", "c"),
-        ("azure.workload.identity/tenant-id", "pod-native-tenant"),
-        (
-            "azure.workload.identity/service-account-token-expiration",
-            "1200",
-        ),
-        ("azure.workload.identity/skip-containers", "nothing"),
-        (
-            "iam.gke.io/gcp-service-account",
-            "gsa@p.iam.gserviceaccount.com",
-        ),
-    ]);
-    let settings_json = json!({"nativeAnnotations": true, "defaults": {
-        "cwii.dev/az-tenant-id": "default-tenant", "cwii.dev/gcp-audience": "//aud"}});
-    let response = run_with(&input, settings_json, &mut lookup);
+fn azwi_proxy_containers_and_denials() {
+    let mut input = pod(&[("azure.workload.identity/inject-proxy-sidecar", "true")]);
+    labelled(&mut input);
+    input["spec"]["initContainers"] = json!([{"name": "setup", "image": "s"}]);
+    let settings_json = json!({"nativeAnnotations": true, "native": {"azwi": {"tenantId": "t"}}});
+    let response = run_with(&input, settings_json.clone(), &mut InMemoryLookup::new());
     let out = mutated(&response);
     assert_eq!(
-        env_value(&out["spec"]["containers"][0], "AZURE_TENANT_ID").as_deref(),
-        Some("pod-native-tenant")
+        init_names(out),
+        vec!["azwi-proxy", "setup", "azwi-proxy-init"]
+    );
+    let proxy = init(out, "azwi-proxy");
+    assert_eq!(proxy["restartPolicy"], "Always");
+    assert_eq!(
+        proxy["args"],
+        json!(["--proxy-port=8000", "--log-level=info"])
+    );
+    assert!(
+        env_value(proxy, "AZURE_CLIENT_ID").is_none()
+            && env_value(proxy, "AZURE_TENANT_ID").is_some()
     );
     assert_eq!(
-        out["metadata"]["annotations"]["cwii.dev/injected"],
-        "az,gcp"
+        init(out, "azwi-proxy-init")["securityContext"]["privileged"],
+        true
     );
-    let creds = gcp_credentials(out);
-    assert_eq!(creds, {
-        let mut c = expected_credentials("//aud", Some("gsa@p.iam.gserviceaccount.com"));
-        c["credential_source"]["file"] = json!("/var/run/secrets/cwii.dev/gcp/token");
-        c
-    });
+    assert_idempotent(out, settings_json.clone(), &InMemoryLookup::new());
+
+    let mut host = input.clone();
+    host["spec"]["hostNetwork"] = json!(true);
+    let response = run_with(&host, settings_json.clone(), &mut InMemoryLookup::new());
+    assert!(!response.accepted);
+    assert_eq!(
+        response.message.as_deref(),
+        Some("hostNetwork is set to true, cannot inject proxy sidecar")
+    );
+    let mut bad_port = input.clone();
+    bad_port["metadata"]["annotations"]["azure.workload.identity/proxy-sidecar-port"] = json!("0");
+    let response = run_with(&bad_port, settings_json, &mut InMemoryLookup::new());
+    assert_eq!(response.code, Some(400));
+    assert!(response
+        .message
+        .unwrap()
+        .contains("proxy-sidecar-port \"0\""));
+}
+
+#[test]
+fn native_settings_are_validated_with_named_errors() {
+    for (settings_json, field) in [
+        (
+            json!({"native": {"azwi": {"version": "1.7"}}}),
+            "native.azwi.version",
+        ),
+        (
+            json!({"native": {"azwi": {"cloud": "Mars"}}}),
+            "native.azwi.cloud",
+        ),
+        (
+            json!({"native": {"azwi": {"proxyImage": ""}}}),
+            "native.azwi.proxyImage",
+        ),
+        (
+            json!({"native": {"azwi": {"bogus": 1}}}),
+            "native.azwi.bogus",
+        ),
+        (
+            json!({"native": {"eks": {"mountPath": "relative"}}}),
+            "native.eks.mountPath",
+        ),
+        (
+            json!({"native": {"eks": {"composeRoleArn": {"accountId": "123"}}}}),
+            "native.eks.composeRoleArn",
+        ),
+        (
+            json!({"native": {"eks": {"composeRoleArn": {"partition": "aws-mars"}}}}),
+            "native.eks.composeRoleArn",
+        ),
+        (json!({"native": {"gke": {}}}), "native.gke"),
+    ] {
+        let err = crate::admission::parse_settings(settings_json.clone()).unwrap_err();
+        assert!(
+            err.contains(&format!("`{field}")),
+            "{settings_json} -> {err}"
+        );
+    }
+    let ok = crate::admission::parse_settings(
+        json!({"native": {"eks": {"tokenExpirationSeconds": 300}}}),
+    )
+    .unwrap();
+    assert_eq!(ok.native["eks"]["tokenExpirationSeconds"], 600);
 }
 
 /// The benchmark's scenarios (bench/*/request.json and settings.json), evaluated against an

@@ -3,15 +3,16 @@
 //! works with plain values.
 
 use crate::keys::{self, KeyKind, KeyValue, PREFIX};
-use crate::providers::{self, Provider};
+use crate::provider::{
+    check_image_reference, check_mount_path, FieldValues, Provider, SettingField,
+};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 
 pub const DEFAULT_MOUNT_ROOT: &str = "/var/run/secrets/cwii.dev";
 pub const DEFAULT_TOKEN_EXPIRATION_SECONDS: i64 = 3600;
-/// Kubernetes refuses projected tokens that live shorter than ten minutes.
-pub const MIN_TOKEN_EXPIRATION_SECONDS: i64 = 600;
+pub use crate::provider::MIN_TOKEN_EXPIRATION_SECONDS;
 
 /// What to do when a lookup fails for a reason other than "not found".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +34,8 @@ pub struct Settings {
     pub injected_container_resources: Value,
     /// One entry per registered provider, keyed by its abbreviation.
     pub providers: BTreeMap<&'static str, ProviderSettings>,
+    /// `native.<layout>` for every provider's layout, keyed by the layout's name.
+    pub native: BTreeMap<&'static str, FieldValues>,
     /// Lowest precedence level: full input key → raw value.
     pub defaults: BTreeMap<String, String>,
 }
@@ -44,8 +47,8 @@ pub struct ProviderSettings {
     /// `None` when neither the settings nor the provider give one.
     pub default_audience: Option<String>,
     pub verify_image: String,
-    /// Provider-specific fields (gcp: `delivery`, `initImage`), validated by the provider.
-    pub extra: BTreeMap<&'static str, String>,
+    /// The provider's own fields (gcp: `delivery`, `initImage`), validated by the provider.
+    pub fields: FieldValues,
 }
 
 impl Settings {
@@ -60,6 +63,7 @@ struct RawSettings {
     mount_root: Option<String>,
     token_expiration_seconds: Option<i64>,
     native_annotations: Option<bool>,
+    native: Option<BTreeMap<String, Value>>,
     lookup_failure: Option<String>,
     injected_container_resources: Option<Value>,
     providers: Option<BTreeMap<String, RawProviderSettings>>,
@@ -79,17 +83,18 @@ struct RawProviderSettings {
 
 impl Settings {
     /// Parses settings JSON bytes; `null`, empty input and `{}` mean all defaults.
-    pub fn from_slice(bytes: &[u8]) -> Result<Settings, String> {
+    pub fn from_slice(bytes: &[u8], providers: &[&dyn Provider]) -> Result<Settings, String> {
         if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Settings::from_value(Value::Null);
+            return Settings::from_value(Value::Null, providers);
         }
         let value: Value = serde_json::from_slice(bytes)
             .map_err(|e| format!("settings are not valid JSON: {e}"))?;
-        Settings::from_value(value)
+        Settings::from_value(value, providers)
     }
 
-    /// Validates and fills defaults. Every error names the offending field.
-    pub fn from_value(value: Value) -> Result<Settings, String> {
+    /// Validates and fills defaults, from the descriptions the providers hand over. Every
+    /// error names the offending field.
+    pub fn from_value(value: Value, providers: &[&dyn Provider]) -> Result<Settings, String> {
         let raw: RawSettings = match value {
             Value::Null => RawSettings::default(),
             other => serde_path_to_error::deserialize(other).map_err(|e| {
@@ -104,7 +109,8 @@ impl Settings {
 
         let mount_root = match raw.mount_root {
             None => DEFAULT_MOUNT_ROOT.to_string(),
-            Some(root) => check_mount_root(&root)?,
+            Some(root) => check_mount_path(&root)
+                .map_err(|why| format!("invalid settings field `mountRoot`: {why}"))?,
         };
         let token_expiration_seconds = raw
             .token_expiration_seconds
@@ -129,25 +135,25 @@ impl Settings {
             Some(resources) => check_resources(resources)?,
         };
 
+        let names: Vec<&str> = providers.iter().map(|p| p.name()).collect();
         let mut raw_providers = raw.providers.unwrap_or_default();
-        if let Some(unknown) = raw_providers
-            .keys()
-            .find(|name| providers::by_name(name).is_none())
-        {
+        if let Some(unknown) = raw_providers.keys().find(|n| !names.contains(&n.as_str())) {
             return Err(format!(
                 "invalid settings field `providers.{unknown}`: unknown provider (expected one of {})",
-                providers::names().join(", ")
+                names.join(", ")
             ));
         }
-        let mut providers = BTreeMap::new();
-        for provider in providers::all() {
+        let mut provider_map = BTreeMap::new();
+        for provider in providers {
             let raw_provider = raw_providers.remove(provider.name()).unwrap_or_default();
-            providers.insert(provider.name(), provider_settings(*provider, raw_provider)?);
+            provider_map.insert(provider.name(), provider_settings(*provider, raw_provider)?);
         }
+
+        let native = native_settings(raw.native.unwrap_or_default(), providers)?;
 
         let mut defaults = BTreeMap::new();
         for (key, value) in raw.defaults.unwrap_or_default() {
-            let raw_value = check_default(&key, value)?;
+            let raw_value = check_default(providers, &key, value)?;
             defaults.insert(key, raw_value);
         }
 
@@ -157,7 +163,8 @@ impl Settings {
             native_annotations: raw.native_annotations.unwrap_or(false),
             lookup_failure,
             injected_container_resources,
-            providers,
+            providers: provider_map,
+            native,
             defaults,
         })
     }
@@ -167,44 +174,65 @@ fn default_container_resources() -> Value {
     json!({"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}})
 }
 
-/// The mount root is pasted into mount paths and the gcp writer's shell command, so it is
-/// held to a conservative character set as well as being absolute.
-fn check_mount_root(root: &str) -> Result<String, String> {
-    let field = "invalid settings field `mountRoot`";
-    if !root.starts_with('/') {
+/// Validates an object of fields against their descriptions; `path` prefixes messages and
+/// `also_known` names fields the caller handled itself.
+fn check_fields(
+    path: &str,
+    fields: &[SettingField],
+    mut raw: Map<String, Value>,
+    also_known: &[&str],
+) -> Result<FieldValues, String> {
+    let mut values = FieldValues::new();
+    for field in fields {
+        let value = (field.check)(raw.get(field.name))
+            .map_err(|why| format!("invalid settings field `{path}.{}`: {why}", field.name))?;
+        raw.remove(field.name);
+        values.insert(field.name, value);
+    }
+    if let Some(unknown) = raw.keys().next() {
+        let known: Vec<&str> = also_known
+            .iter()
+            .copied()
+            .chain(fields.iter().map(|f| f.name))
+            .collect();
         return Err(format!(
-            "{field}: {} is not an absolute path",
-            keys::quote_for_message(root)
+            "invalid settings field `{path}.{unknown}`: unknown field (expected one of {})",
+            known.join(", ")
         ));
     }
-    let trimmed = root.trim_end_matches('/');
-    if trimmed.is_empty() {
-        return Err(format!("{field}: \"/\" cannot hold the token directories"));
-    }
-    let safe = trimmed
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-'));
-    if !safe || trimmed.split('/').any(|part| part == "..") {
-        return Err(format!(
-            "{field}: {} may only contain letters, digits, '/', '.', '_' and '-', and no '..'",
-            keys::quote_for_message(root)
-        ));
-    }
-    Ok(trimmed.to_string())
+    Ok(values)
 }
 
-/// An image reference is pasted into a container's `image`; it must at least be one word.
-pub fn check_image_reference(image: &str) -> Result<(), String> {
-    if image.trim().is_empty() {
-        return Err("the image reference is empty".to_string());
+fn native_settings(
+    mut raw: BTreeMap<String, Value>,
+    providers: &[&dyn Provider],
+) -> Result<BTreeMap<&'static str, FieldValues>, String> {
+    let layouts: Vec<_> = providers.iter().filter_map(|p| p.native_layout()).collect();
+    let mut native = BTreeMap::new();
+    for layout in &layouts {
+        let path = format!("native.{}", layout.name());
+        let fields = match raw.remove(layout.name()) {
+            None | Some(Value::Null) => Map::new(),
+            Some(Value::Object(map)) => map,
+            Some(other) => {
+                return Err(format!(
+                    "invalid settings field `{path}`: expected an object, found {other}"
+                ))
+            }
+        };
+        native.insert(
+            layout.name(),
+            check_fields(&path, layout.settings_fields(), fields, &[])?,
+        );
     }
-    if image.chars().any(char::is_whitespace) {
+    if let Some(unknown) = raw.keys().next() {
+        let known: Vec<&str> = layouts.iter().map(|l| l.name()).collect();
         return Err(format!(
-            "{} contains whitespace",
-            keys::quote_for_message(image)
+            "invalid settings field `native.{unknown}`: unknown webhook (expected one of {})",
+            known.join(", ")
         ));
     }
-    Ok(())
+    Ok(native)
 }
 
 fn provider_settings(
@@ -226,50 +254,37 @@ fn provider_settings(
         // An empty value means "no cluster default": fall back to the provider's own.
         _ => provider.built_in_audience().map(str::to_string),
     };
-    let mut extra = BTreeMap::new();
-    let mut raw_extra = raw.extra;
-    for field in provider.extra_settings() {
-        let path = format!("providers.{name}.{}", field.name);
-        let value = match raw_extra.remove(field.name) {
-            None => field.default.to_string(),
-            Some(Value::String(s)) => s,
-            Some(other) => {
-                return Err(format!(
-                    "invalid settings field `{path}`: expected a string, found {other}"
-                ))
-            }
-        };
-        (field.check)(&value).map_err(|why| format!("invalid settings field `{path}`: {why}"))?;
-        extra.insert(field.name, value);
-    }
-    if let Some(unknown) = raw_extra.keys().next() {
-        let mut known = vec!["enabled", "defaultAudience", "verifyImage"];
-        known.extend(provider.extra_settings().iter().map(|f| f.name));
-        return Err(format!(
-            "invalid settings field `providers.{name}.{unknown}`: unknown field (expected one of {})",
-            known.join(", ")
-        ));
-    }
+    let own = provider.settings_fields();
+    let extra: Map<String, Value> = raw.extra.into_iter().collect();
+    let fields = check_fields(
+        &format!("providers.{name}"),
+        own,
+        extra,
+        &["enabled", "defaultAudience", "verifyImage"],
+    )?;
     Ok(ProviderSettings {
         enabled: raw.enabled.unwrap_or(true),
         default_audience,
         verify_image,
-        extra,
+        fields,
     })
 }
 
 /// Finds the provider and key definition of a full input key such as `cwii.dev/az-inject`.
-pub fn input_key(key: &str) -> Option<(&'static dyn Provider, keys::KeyDef)> {
+pub fn input_key<'p>(
+    providers: &[&'p dyn Provider],
+    key: &str,
+) -> Option<(&'p dyn Provider, keys::KeyDef)> {
     let rest = key.strip_prefix(PREFIX)?;
-    providers::all().iter().find_map(|provider| {
+    providers.iter().find_map(|provider| {
         let suffix = rest.strip_prefix(provider.name())?.strip_prefix('-')?;
-        providers::key_defs(*provider)
+        keys::key_defs(provider.keys())
             .find(|def| def.suffix == suffix)
             .map(|def| (*provider, def))
     })
 }
 
-fn check_default(key: &str, value: Value) -> Result<String, String> {
+fn check_default(providers: &[&dyn Provider], key: &str, value: Value) -> Result<String, String> {
     let field = format!("invalid settings field `defaults.{key}`");
     if key == keys::INJECTED_MARKER {
         return Err(format!(
@@ -277,7 +292,7 @@ fn check_default(key: &str, value: Value) -> Result<String, String> {
             keys::INJECTED_MARKER
         ));
     }
-    let Some((_, def)) = input_key(key) else {
+    let Some((_, def)) = input_key(providers, key) else {
         return Err(format!("{field}: not a cwii.dev input key"));
     };
     let raw = match value {
@@ -365,7 +380,7 @@ fn check_resources(resources: Value) -> Result<Value, String> {
 
 /// Kubernetes quantity grammar: a decimal number followed by an optional binary or decimal
 /// SI suffix or a decimal exponent.
-fn is_quantity(text: &str) -> bool {
+pub(crate) fn is_quantity(text: &str) -> bool {
     let body = text.strip_prefix(['+', '-']).unwrap_or(text);
     let digits_end = body
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -385,169 +400,4 @@ fn is_quantity(text: &str) -> bool {
         })
         .unwrap_or(false);
     number_ok && suffix_ok
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn err(settings: Value) -> String {
-        match Settings::from_value(settings) {
-            Ok(_) => panic!("settings should be rejected"),
-            Err(message) => message,
-        }
-    }
-
-    #[test]
-    fn empty_and_null_mean_defaults() {
-        let defaults = Settings::from_value(json!({})).unwrap();
-        assert_eq!(Settings::from_slice(b"null"), Ok(defaults.clone()));
-        assert_eq!(Settings::from_slice(b"{}"), Ok(defaults.clone()));
-        assert_eq!(Settings::from_slice(b""), Ok(defaults.clone()));
-        assert_eq!(defaults.mount_root, "/var/run/secrets/cwii.dev");
-        assert_eq!(defaults.token_expiration_seconds, 3600);
-        assert!(!defaults.native_annotations);
-        assert_eq!(defaults.lookup_failure, LookupFailure::Deny);
-        assert_eq!(
-            defaults.injected_container_resources,
-            json!({"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}})
-        );
-        let gcp = &defaults.providers["gcp"];
-        assert!(gcp.enabled);
-        assert_eq!(gcp.default_audience, None);
-        assert_eq!(gcp.verify_image, "google/cloud-sdk:572.0.0-slim");
-        assert_eq!(gcp.extra["delivery"], "downward-api");
-        assert_eq!(gcp.extra["initImage"], "busybox:1.38.0");
-        let aws = &defaults.providers["aws"];
-        assert_eq!(aws.default_audience.as_deref(), Some("sts.amazonaws.com"));
-        assert_eq!(aws.verify_image, "amazon/aws-cli:2.35.4");
-        let az = &defaults.providers["az"];
-        assert_eq!(
-            az.default_audience.as_deref(),
-            Some("api://AzureADTokenExchange")
-        );
-        assert_eq!(az.verify_image, "mcr.microsoft.com/azure-cli:2.84.0");
-    }
-
-    #[test]
-    fn full_example_parses() {
-        let s = Settings::from_value(json!({
-            "mountRoot": "/cwii/",
-            "tokenExpirationSeconds": 7200,
-            "nativeAnnotations": true,
-            "lookupFailure": "ignore",
-            "injectedContainerResources": {"requests": {"cpu": "10m", "memory": 1000}, "limits": {"memory": "1Gi"}},
-            "providers": {"gcp": {"enabled": false, "defaultAudience": "//iam.googleapis.com/x", "delivery": "init-container", "initImage": "busybox:1", "verifyImage": "gcloud:1"},
-                          "aws": {"defaultAudience": "sts.example"}},
-            "defaults": {"cwii.dev/az-tenant-id": "t", "cwii.dev/az-inject": true, "cwii.dev/aws-token-expiration": 900}
-        }))
-        .unwrap();
-        assert_eq!(s.mount_root, "/cwii");
-        assert_eq!(s.token_expiration_seconds, 7200);
-        assert!(s.native_annotations);
-        assert_eq!(s.lookup_failure, LookupFailure::Ignore);
-        assert_eq!(s.injected_container_resources["requests"]["memory"], "1000");
-        assert!(!s.providers["gcp"].enabled);
-        assert_eq!(s.providers["gcp"].extra["delivery"], "init-container");
-        assert_eq!(
-            s.providers["aws"].default_audience.as_deref(),
-            Some("sts.example")
-        );
-        assert_eq!(s.defaults["cwii.dev/az-inject"], "true");
-        assert_eq!(s.defaults["cwii.dev/aws-token-expiration"], "900");
-    }
-
-    #[test]
-    fn every_invalid_case_names_its_field() {
-        let cases = [
-            (json!({"bogus": 1}), "bogus"),
-            (
-                json!({"tokenExpirationSeconds": 599}),
-                "tokenExpirationSeconds",
-            ),
-            (
-                json!({"tokenExpirationSeconds": "abc"}),
-                "tokenExpirationSeconds",
-            ),
-            (json!({"lookupFailure": "maybe"}), "lookupFailure"),
-            (json!({"mountRoot": "relative/path"}), "mountRoot"),
-            (json!({"mountRoot": "/a b"}), "mountRoot"),
-            (json!({"mountRoot": "/"}), "mountRoot"),
-            (
-                json!({"providers": {"gcp": {"delivery": "carrier-pigeon"}}}),
-                "providers.gcp.delivery",
-            ),
-            (
-                json!({"providers": {"gcp": {"initImage": ""}}}),
-                "providers.gcp.initImage",
-            ),
-            (
-                json!({"providers": {"az": {"verifyImage": " "}}}),
-                "providers.az.verifyImage",
-            ),
-            (
-                json!({"providers": {"aws": {"delivery": "downward-api"}}}),
-                "providers.aws.delivery",
-            ),
-            (json!({"providers": {"ibm": {}}}), "providers.ibm"),
-            (
-                json!({"providers": {"aws": {"enabled": "yes"}}}),
-                "providers.aws.enabled",
-            ),
-            (
-                json!({"defaults": {"cwii.dev/injected": "az"}}),
-                "defaults.cwii.dev/injected",
-            ),
-            (
-                json!({"defaults": {"cwii.dev/az-nope": "x"}}),
-                "defaults.cwii.dev/az-nope",
-            ),
-            (json!({"defaults": {"team": "x"}}), "defaults.team"),
-            (
-                json!({"defaults": {"cwii.dev/az-inject": "maybe"}}),
-                "defaults.cwii.dev/az-inject",
-            ),
-            (
-                json!({"defaults": {"cwii.dev/gcp-token-expiration": "60"}}),
-                "defaults.cwii.dev/gcp-token-expiration",
-            ),
-            (
-                json!({"defaults": {"cwii.dev/aws-role-arn": "  "}}),
-                "defaults.cwii.dev/aws-role-arn",
-            ),
-            (
-                json!({"defaults": {"cwii.dev/gcp-delivery": "x"}}),
-                "defaults.cwii.dev/gcp-delivery",
-            ),
-            (
-                json!({"injectedContainerResources": {"requests": {"cpu": "lots"}}}),
-                "injectedContainerResources.requests.cpu",
-            ),
-            (
-                json!({"injectedContainerResources": {"claims": {}}}),
-                "injectedContainerResources.claims",
-            ),
-            (
-                json!({"injectedContainerResources": "small"}),
-                "injectedContainerResources",
-            ),
-        ];
-        for (settings, field) in cases {
-            let message = err(settings.clone());
-            assert!(
-                message.contains(&format!("`{field}`")) || message.contains(&format!("`{field}")),
-                "{settings} -> {message} should name {field}"
-            );
-        }
-    }
-
-    #[test]
-    fn quantities() {
-        for ok in ["50m", "128Mi", "1", "0.5", "1e3", "2Gi", "+1k", "1E-2"] {
-            assert!(is_quantity(ok), "{ok}");
-        }
-        for bad in ["", "m", "1.2.3", "5 Mi", "lots", "1e", "Mi5"] {
-            assert!(!is_quantity(bad), "{bad}");
-        }
-    }
 }

@@ -1,10 +1,11 @@
 //! Property tests of SPEC §5 over generated pods, clusters and settings. The case count comes
 //! from PROPTEST_CASES (`make proptest` runs 10,000; CI fewer).
 
-use cwii_kubewarden::admission::{evaluate_request, AdmissionRequest, GroupVersionKind};
+use cwii_kubewarden::admission::{
+    evaluate_request, parse_settings, AdmissionRequest, GroupVersionKind,
+};
 use cwii_kubewarden::lookup::InMemoryLookup;
 use cwii_kubewarden::plan::may_print_credential;
-use cwii_kubewarden::settings::Settings;
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -77,33 +78,81 @@ const SHARED: [&str; 7] = [
     "verify-image",
     "skip-containers",
 ];
-const NATIVE: [(&str, &str, &str); 9] = [
-    ("azure.workload.identity/client-id", "az", "client-id"),
-    ("azure.workload.identity/tenant-id", "az", "tenant-id"),
+/// How a webhook reads one of its values.
+#[derive(Clone, Copy)]
+enum NativeParse {
+    Text,
+    /// Go's ParseInt: sign and digits, no spaces.
+    GoInt,
+    /// azwi's skip list: `;`, trimmed.
+    Semicolons,
+    /// The EKS skip list: one CSV record, untrimmed (the generated values hold no quotes).
+    Csv,
+}
+
+/// The webhooks' keys (SPEC §7.2): key, provider, suffix, the levels where the webhook
+/// reads it (0 pod, 3 ServiceAccount), how it parses. Generated at every level; counted
+/// only on these.
+const NATIVE: [(&str, &str, &str, &[usize], NativeParse); 8] = [
+    (
+        "azure.workload.identity/client-id",
+        "az",
+        "client-id",
+        &[3],
+        NativeParse::Text,
+    ),
+    (
+        "azure.workload.identity/tenant-id",
+        "az",
+        "tenant-id",
+        &[3],
+        NativeParse::Text,
+    ),
     (
         "azure.workload.identity/service-account-token-expiration",
         "az",
         "token-expiration",
+        &[0, 3],
+        NativeParse::GoInt,
     ),
     (
         "azure.workload.identity/skip-containers",
         "az",
         "skip-containers",
+        &[0],
+        NativeParse::Semicolons,
     ),
-    ("eks.amazonaws.com/role-arn", "aws", "role-arn"),
-    ("eks.amazonaws.com/audience", "aws", "audience"),
+    (
+        "eks.amazonaws.com/role-arn",
+        "aws",
+        "role-arn",
+        &[3],
+        NativeParse::Text,
+    ),
+    (
+        "eks.amazonaws.com/audience",
+        "aws",
+        "audience",
+        &[3],
+        NativeParse::Text,
+    ),
     (
         "eks.amazonaws.com/token-expiration",
         "aws",
         "token-expiration",
+        &[0, 3],
+        NativeParse::GoInt,
     ),
     (
         "eks.amazonaws.com/skip-containers",
         "aws",
         "skip-containers",
+        &[0],
+        NativeParse::Csv,
     ),
-    ("iam.gke.io/gcp-service-account", "gcp", "service-account"),
 ];
+const AZWI_LABEL: &str = "azure.workload.identity/use";
+const EKS_SKIP_LABEL: &str = "eks.amazonaws.com/skip-pod-identity-webhook";
 
 fn all_keys() -> Vec<(String, &'static str)> {
     let mut keys = Vec::new();
@@ -132,7 +181,7 @@ fn annotation_level(density: u32) -> BoxedStrategy<BTreeMap<String, String>> {
                 .boxed(),
         );
     }
-    for (native, _, suffix) in NATIVE {
+    for (native, _, suffix, _, _) in NATIVE {
         parts.push(
             prop::option::weighted(0.08, value_for(suffix))
                 .prop_map(move |v| v.map(|v| (native.to_string(), v)))
@@ -201,6 +250,8 @@ struct Case {
     levels: [BTreeMap<String, String>; 5], // pod, deployment, replicaset, sa, ns
     defaults: BTreeMap<String, String>,
     native: bool,
+    /// Pod labels: azwi's `use` label and the EKS skip label.
+    labels: BTreeMap<String, String>,
     disabled: Vec<bool>,
     unknown: [Option<(String, Value)>; 3], // pod, metadata, spec
 }
@@ -239,12 +290,32 @@ fn case() -> impl Strategy<Value = Case> {
             annotation_level(12),
         ],
         prop::collection::btree_map(default_value.prop_map(|(k, _)| k), Just(()), 0..3),
-        prop::bool::weighted(0.3),
+        (
+            prop::bool::weighted(0.3),
+            prop::option::weighted(0.5, prop_oneof![Just("true"), Just("True"), Just("false")]),
+            prop::bool::weighted(0.1),
+        ),
         prop::collection::vec(prop::bool::weighted(0.15), 3),
         [unknown_field(), unknown_field(), unknown_field()],
     )
         .prop_map(
-            |(containers, inits, volumes, levels, default_keys, native, disabled, unknown)| {
+            |(
+                containers,
+                inits,
+                volumes,
+                levels,
+                default_keys,
+                (native, use_label, skip_label),
+                disabled,
+                unknown,
+            )| {
+                let mut labels = BTreeMap::new();
+                if let Some(value) = use_label {
+                    labels.insert(AZWI_LABEL.to_string(), value.to_string());
+                }
+                if skip_label {
+                    labels.insert(EKS_SKIP_LABEL.to_string(), "true".to_string());
+                }
                 let table: BTreeMap<&str, &str> = [
                     ("cwii.dev/az-tenant-id", "default-tenant"),
                     ("cwii.dev/gcp-audience", "//default-aud"),
@@ -268,6 +339,7 @@ fn case() -> impl Strategy<Value = Case> {
                     levels,
                     defaults,
                     native,
+                    labels,
                     disabled,
                     unknown,
                 }
@@ -354,6 +426,7 @@ fn build(case: &Case) -> (Value, InMemoryLookup, Value) {
     let mut metadata = json!({
         "name": "p", "namespace": "apps",
         "annotations": case.levels[0],
+        "labels": case.labels,
         "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs", "uid": "u", "controller": true}]
     });
     let mut pod = json!({"apiVersion": "v1", "kind": "Pod"});
@@ -390,7 +463,8 @@ fn build(case: &Case) -> (Value, InMemoryLookup, Value) {
         .zip(&case.disabled)
         .map(|(p, off)| (p.to_string(), json!({"enabled": !off})))
         .collect();
-    let settings = json!({"nativeAnnotations": case.native, "defaults": case.defaults, "providers": providers});
+    let settings = json!({"nativeAnnotations": case.native, "defaults": case.defaults, "providers": providers,
+        "native": {"azwi": {"tenantId": "native-tenant"}}});
     (pod, lookup, settings)
 }
 
@@ -416,7 +490,7 @@ fn evaluate(
         namespace: "apps".into(),
         object: pod.clone(),
     };
-    let settings = Settings::from_value(settings.clone()).expect("generated settings are valid");
+    let settings = parse_settings(settings.clone()).expect("generated settings are valid");
     (evaluate_request(request, &settings, &mut lookup), lookup)
 }
 
@@ -453,40 +527,74 @@ fn oracle(case: &Case, provider: &str, suffix: &str) -> Option<String> {
             _ => (!t.is_empty()).then(|| t.to_string()),
         }
     };
-    // pod, Deployment (top) before ReplicaSet, ServiceAccount, Namespace.
-    let order = [0usize, 1, 2, 3, 4];
-    for i in order {
+    // pod, Deployment (top) before ReplicaSet, ServiceAccount, Namespace; on each level the
+    // cwii.dev key, then (drop-in mode) a webhook key read on that level.
+    for i in [0usize, 1, 2, 3, 4] {
         if let Some(v) = case.levels[i].get(&key).and_then(|raw| explicit(raw)) {
             return Some(v);
         }
+        if !case.native || suffix == "inject" {
+            continue;
+        }
+        for (native, p, s, levels, parse) in NATIVE {
+            if p != provider || s != suffix || !levels.contains(&i) {
+                continue;
+            }
+            if let Some(v) = case.levels[i]
+                .get(native)
+                .and_then(|raw| native_explicit(raw, parse))
+            {
+                return Some(v);
+            }
+        }
     }
-    if case.native {
-        for (native, p, s) in NATIVE {
-            if p == provider && s == suffix {
-                for i in order {
-                    if let Some(v) = case.levels[i].get(native).and_then(|raw| explicit(raw)) {
-                        return Some(v);
-                    }
-                }
-            }
-        }
-        if suffix == "inject" {
-            let first = NATIVE
-                .iter()
-                .find(|(_, p, _)| *p == provider)
-                .map(|(k, _, _)| *k);
-            if let Some(first) = first {
-                if order.iter().any(|i| {
-                    case.levels[*i]
-                        .get(first)
-                        .is_some_and(|v| !v.trim().is_empty())
-                }) {
-                    return Some("true".into());
-                }
-            }
-        }
+    if suffix == "inject" && native_layout(case, provider) {
+        return Some("true".into());
     }
     case.defaults.get(&key).and_then(|raw| explicit(raw))
+}
+
+fn native_explicit(raw: &str, parse: NativeParse) -> Option<String> {
+    match parse {
+        NativeParse::Text => (!raw.trim().is_empty()).then(|| raw.trim().to_string()),
+        NativeParse::GoInt => {
+            let digits = raw.strip_prefix(['+', '-']).unwrap_or(raw);
+            (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| raw.strip_prefix('+').unwrap_or(raw).parse::<i64>().ok())
+                .flatten()
+                .map(|n| n.to_string())
+        }
+        NativeParse::Semicolons => {
+            let names: Vec<&str> = raw
+                .split(';')
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .collect();
+            (!names.is_empty()).then(|| names.join(","))
+        }
+        NativeParse::Csv => Some(
+            raw.lines()
+                .find(|l| !l.is_empty())
+                .unwrap_or("")
+                .to_string(),
+        ),
+    }
+}
+
+/// Whether the provider gets its webhook's layout: drop-in mode and the webhook's signal
+/// (azwi: the pod label exactly `true`; EKS: a role on the ServiceAccount, no skip label).
+fn native_layout(case: &Case, provider: &str) -> bool {
+    case.native
+        && match provider {
+            "az" => case.labels.get(AZWI_LABEL).map(String::as_str) == Some("true"),
+            "aws" => {
+                !case.labels.contains_key(EKS_SKIP_LABEL)
+                    && case.levels[3]
+                        .get("eks.amazonaws.com/role-arn")
+                        .is_some_and(|v| !v.trim().is_empty())
+            }
+            _ => false,
+        }
 }
 
 fn skip_list(case: &Case, provider: &str) -> Vec<String> {
@@ -504,8 +612,16 @@ fn token_mount_path(p: &str) -> String {
 fn owned_paths() -> Vec<String> {
     let mut paths: Vec<String> = PROVIDERS.iter().map(|p| token_mount_path(p)).collect();
     paths.push(format!("{ROOT}/gcp-creds"));
+    paths.extend(NATIVE_PATHS.iter().map(|p| p.to_string()));
     paths
 }
+
+/// The webhooks' volumes (prefixes) and mount paths.
+const NATIVE_VOLUMES: [&str; 2] = ["azure-workload-identity-reserved-", "aws-iam-token"];
+const NATIVE_PATHS: [&str; 2] = [
+    "/var/run/secrets/azure/wi",
+    "/var/run/secrets/eks.amazonaws.com/serviceaccount",
+];
 
 const INJECTED_ENV: [&str; 12] = [
     "AZURE_CLIENT_ID",
@@ -531,7 +647,10 @@ fn strip_owned(pod: &Value, input: &Value) -> Value {
     }
     let spec = pod["spec"].as_object_mut().unwrap();
     if let Some(v) = spec.get_mut("volumes").and_then(Value::as_array_mut) {
-        v.retain(|v| !v["name"].as_str().unwrap_or("").starts_with("cwii-"));
+        v.retain(|v| {
+            let name = v["name"].as_str().unwrap_or("");
+            !(name.starts_with("cwii-") || NATIVE_VOLUMES.iter().any(|n| name.starts_with(n)))
+        });
     }
     if let Some(v) = spec.get_mut("initContainers").and_then(Value::as_array_mut) {
         v.retain(|c| !c["name"].as_str().unwrap_or("").starts_with("cwii-"));
@@ -603,7 +722,10 @@ fn strip_owned_input(input: &Value) -> Value {
     let mut i = input.clone();
     let spec = i["spec"].as_object_mut().unwrap();
     if let Some(v) = spec.get_mut("volumes").and_then(Value::as_array_mut) {
-        v.retain(|v| !v["name"].as_str().unwrap_or("").starts_with("cwii-"));
+        v.retain(|v| {
+            let name = v["name"].as_str().unwrap_or("");
+            !(name.starts_with("cwii-") || NATIVE_VOLUMES.iter().any(|n| name.starts_with(n)))
+        });
     }
     for list in ["containers", "initContainers"] {
         let Some(containers) = spec.get_mut(list).and_then(Value::as_array_mut) else {
@@ -744,6 +866,8 @@ struct Coverage {
     mutated: AtomicUsize,
     unchanged: AtomicUsize,
     injected: [AtomicUsize; 3],
+    /// Providers injected in a webhook's layout (azwi, EKS).
+    native: AtomicUsize,
     verify: AtomicUsize,
 }
 
@@ -766,10 +890,10 @@ fn spec_5_holds_for_generated_pods() {
     let count = |c: &AtomicUsize| c.load(Ordering::Relaxed);
     let total = count(&coverage.cases);
     println!(
-        "{total} cases: {} mutated, {} unchanged, {} denied; injected gcp {}, aws {}, az {}; with a verify container {}",
+        "{total} cases: {} mutated, {} unchanged, {} denied; injected gcp {}, aws {}, az {}; in a webhook's layout {}; with a verify container {}",
         count(&coverage.mutated), count(&coverage.unchanged), count(&coverage.denied),
         count(&coverage.injected[0]), count(&coverage.injected[1]), count(&coverage.injected[2]),
-        count(&coverage.verify),
+        count(&coverage.native), count(&coverage.verify),
     );
     // Loose floors (a few percent): proptest's shrinking and small counts stay well above them.
     let floor = total / 25;
@@ -790,6 +914,10 @@ fn spec_5_holds_for_generated_pods() {
     assert!(
         count(&coverage.verify) > floor,
         "verify containers generated too rarely"
+    );
+    assert!(
+        count(&coverage.native) > total / 100,
+        "webhook layouts generated too rarely"
     );
 }
 
@@ -859,6 +987,34 @@ fn check_case(case: &Case, coverage: &Coverage) -> Result<(), TestCaseError> {
             "aws" => oracle(case, "aws", "role-arn").is_some(),
             _ => oracle(case, "gcp", "audience").is_some(),
         };
+        if native_layout(case, provider) {
+            // The webhook's layout: its volume, no marker (the e2e cases check the pod).
+            let prefix = if *provider == "az" {
+                NATIVE_VOLUMES[0]
+            } else {
+                NATIVE_VOLUMES[1]
+            };
+            let has_volume = output["spec"]["volumes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|v| v["name"].as_str().is_some_and(|n| n.starts_with(prefix)));
+            prop_assert_eq!(
+                has_volume,
+                enabled && inject,
+                "{} in the webhook's layout?",
+                provider
+            );
+            prop_assert!(
+                !marker.contains(*provider),
+                "no marker for a webhook's layout"
+            );
+            if enabled && inject {
+                coverage.native.fetch_add(1, Ordering::Relaxed);
+                coverage.injected[index].fetch_add(1, Ordering::Relaxed);
+            }
+            continue;
+        }
         let expected = enabled && inject && required_ok;
         prop_assert_eq!(
             marker.contains(*provider),

@@ -2,6 +2,7 @@
 //! settings accepted here never make `validate` fail to parse them.
 #![no_main]
 use cwii_kubewarden::admission::validate_settings;
+use cwii_kubewarden::providers;
 use cwii_kubewarden::settings::Settings;
 use libfuzzer_sys::fuzz_target;
 
@@ -9,6 +10,6 @@ fuzz_target!(|data: &[u8]| {
     let response = validate_settings(data);
     assert_eq!(response.valid, response.message.is_none());
     if response.valid {
-        assert!(Settings::from_slice(data).is_ok());
+        assert!(Settings::from_slice(data, providers::all()).is_ok());
     }
 });

@@ -1,10 +1,11 @@
 //! GCP (workload identity federation, optionally impersonating a service account).
 
-use super::{ExtraSetting, Provider};
-use crate::keys::{self, KeyDef, KeyKind, KeyValue, NativeKey};
-use crate::plan::{Mount, PlanContext, ProviderPlan};
-use crate::resolve::ResolvedKeys;
-use crate::settings::check_image_reference;
+use crate::keys::{self, KeyDef, KeyKind, KeyValue};
+use crate::provider::{
+    check_image_reference, string_field, AddedContainer, ContainerList, Mount, Ownership,
+    PlanContext, PlannedVolume, Position, Provider, ProviderPlan, ResolvedKeys, SettingField,
+};
+use crate::warnings::Warnings;
 use serde_json::json;
 
 pub struct Gcp;
@@ -42,12 +43,6 @@ impl Provider for Gcp {
     fn keys(&self) -> &'static [KeyDef] {
         KEYS
     }
-    fn native_keys(&self) -> &'static [NativeKey] {
-        &[NativeKey {
-            key: "iam.gke.io/gcp-service-account",
-            suffix: SERVICE_ACCOUNT,
-        }]
-    }
     fn built_in_audience(&self) -> Option<&'static str> {
         None
     }
@@ -58,17 +53,15 @@ impl Provider for Gcp {
         // The token must never reach the container log (anyone with pods/log could read it).
         "gcloud auth application-default print-access-token >/dev/null"
     }
-    fn extra_settings(&self) -> &'static [ExtraSetting] {
+    fn settings_fields(&self) -> &'static [SettingField] {
         &[
-            ExtraSetting {
+            SettingField {
                 name: "delivery",
-                default: DOWNWARD_API,
-                check: check_delivery,
+                check: |raw| string_field(raw, DOWNWARD_API, check_delivery),
             },
-            ExtraSetting {
+            SettingField {
                 name: "initImage",
-                default: "busybox:1.38.0",
-                check: check_image_reference,
+                check: |raw| string_field(raw, "busybox:1.38.0", check_image_reference),
             },
         ]
     }
@@ -77,6 +70,7 @@ impl Provider for Gcp {
         keys: &ResolvedKeys,
         ctx: &PlanContext<'_>,
         plan: &mut ProviderPlan,
+        warnings: &mut Warnings,
     ) -> Result<(), String> {
         let creds_dir = ctx.path("gcp-creds");
         let creds_file = format!("{creds_dir}/credentials.json");
@@ -86,21 +80,23 @@ impl Provider for Gcp {
         // The setting was validated, and may use one of cwii's spellings too.
         let from_settings = match keys::parse_value(
             KeyKind::Choice(DELIVERY_MODES),
-            ctx.extra_setting("delivery"),
+            ctx.provider_field("delivery"),
         ) {
             Some(KeyValue::Text(mode)) => mode,
             _ => DOWNWARD_API.to_string(),
         };
         let delivery = keys.text(DELIVERY).unwrap_or(&from_settings);
         if delivery == INIT_CONTAINER {
-            plan.volumes
-                .push(json!({"name": CREDS_VOLUME, "emptyDir": {}}));
+            plan.volumes.push(PlannedVolume {
+                value: json!({"name": CREDS_VOLUME, "emptyDir": {}}),
+                first: false,
+            });
             // The path comes from validated settings (a safe character set); the JSON, which
             // holds annotation values, reaches the shell only as an env value.
             let script = format!("printf '%s' \"$CWII_GCP_CREDS_JSON\" > '{creds_file}'");
             let writer = ctx.injected_container(
                 WRITER,
-                ctx.extra_setting("initImage"),
+                ctx.provider_field("initImage"),
                 &script,
                 &[("CWII_GCP_CREDS_JSON".to_string(), credentials)],
                 &[Mount {
@@ -111,17 +107,25 @@ impl Provider for Gcp {
                 // It writes only to its emptyDir.
                 true,
             );
-            plan.leading_init_containers.push(writer);
+            plan.containers.push(AddedContainer {
+                value: writer,
+                list: ContainerList::Init,
+                position: Position::First,
+                ownership: Ownership::Reserved,
+            });
         } else {
             if delivery == CONFIG_MAP {
-                plan.notes.push(
+                warnings.push(
                     "cwii: gcp delivery config-map is served as downward-api (a policy cannot write ConfigMaps; the file path is the same)".into(),
                 );
             }
-            plan.volumes.push(json!({"name": CREDS_VOLUME, "downwardAPI": {"items": [{
-                "path": "credentials.json",
-                "fieldRef": {"fieldPath": format!("metadata.annotations['{CREDENTIALS_ANNOTATION}']")}
-            }]}}));
+            plan.volumes.push(PlannedVolume {
+                value: json!({"name": CREDS_VOLUME, "downwardAPI": {"items": [{
+                    "path": "credentials.json",
+                    "fieldRef": {"fieldPath": format!("metadata.annotations['{CREDENTIALS_ANNOTATION}']")}
+                }]}}),
+                first: false,
+            });
             plan.annotations
                 .push((CREDENTIALS_ANNOTATION.to_string(), credentials));
         }

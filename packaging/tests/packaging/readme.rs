@@ -2,6 +2,7 @@
 //! must be documented, and the install steps must apply the RBAC before the policy.
 
 use crate::common::read;
+use cwii_kubewarden::admission::parse_settings;
 use cwii_kubewarden::keys::{INJECTED_MARKER, SHARED_KEYS};
 use cwii_kubewarden::providers;
 use cwii_kubewarden::settings::input_key;
@@ -40,7 +41,7 @@ fn every_key_the_readme_names_exists() {
     );
     for key in mentions {
         assert!(
-            input_key(&key).is_some() || OUTPUT_KEYS.contains(&key.as_str()),
+            input_key(providers::all(), &key).is_some() || OUTPUT_KEYS.contains(&key.as_str()),
             "README.md names {key}, which is neither an input nor an output key"
         );
     }
@@ -56,17 +57,25 @@ fn every_input_key_is_documented() {
             "README.md does not document {pattern}"
         );
     }
+    let settings = parse_settings(serde_json::Value::Null).expect("default settings");
     for provider in providers::all() {
         for def in provider.keys() {
             let key = format!("cwii.dev/{}-{}", provider.name(), def.suffix);
             assert!(readme.contains(&key), "README.md does not document {key}");
         }
-        for native in provider.native_keys() {
-            assert!(
-                readme.contains(native.key),
-                "README.md does not document {}",
-                native.key
-            );
+        // Drop-in mode: every webhook key read, and every `native.<webhook>` setting.
+        if let Some(layout) = provider.native_layout() {
+            for native in layout.native_keys(&settings.native[layout.name()]) {
+                assert!(
+                    readme.contains(&native.key),
+                    "README.md does not document {}",
+                    native.key
+                );
+            }
+            for field in layout.settings_fields() {
+                let name = format!("native.{}.{}", layout.name(), field.name);
+                assert!(readme.contains(&name), "README.md does not document {name}");
+            }
         }
     }
     for key in OUTPUT_KEYS {

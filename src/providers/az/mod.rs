@@ -1,15 +1,16 @@
 //! Azure (Entra ID workload identity federation).
 
-use super::Provider;
-use crate::keys::{shared, KeyDef, KeyKind, NativeKey};
-use crate::plan::{optional_env, required_text, PlanContext, ProviderPlan};
-use crate::resolve::ResolvedKeys;
+mod azwi;
+pub mod keys;
+
+use self::keys::{AUTHORITY_HOST, CLIENT_ID, TENANT_ID};
+use crate::keys::{KeyDef, KeyKind};
+use crate::provider::{
+    required_text, NativeLayout, PlanContext, Provider, ProviderPlan, ResolvedKeys,
+};
+use crate::warnings::Warnings;
 
 pub struct Az;
-
-const CLIENT_ID: &str = "client-id";
-const TENANT_ID: &str = "tenant-id";
-const AUTHORITY_HOST: &str = "authority-host";
 
 const KEYS: &[KeyDef] = &[
     KeyDef::new(CLIENT_ID, KeyKind::Text),
@@ -23,26 +24,6 @@ impl Provider for Az {
     }
     fn keys(&self) -> &'static [KeyDef] {
         KEYS
-    }
-    fn native_keys(&self) -> &'static [NativeKey] {
-        &[
-            NativeKey {
-                key: "azure.workload.identity/client-id",
-                suffix: CLIENT_ID,
-            },
-            NativeKey {
-                key: "azure.workload.identity/tenant-id",
-                suffix: TENANT_ID,
-            },
-            NativeKey {
-                key: "azure.workload.identity/service-account-token-expiration",
-                suffix: shared::TOKEN_EXPIRATION,
-            },
-            NativeKey {
-                key: "azure.workload.identity/skip-containers",
-                suffix: shared::SKIP_CONTAINERS,
-            },
-        ]
     }
     fn built_in_audience(&self) -> Option<&'static str> {
         Some("api://AzureADTokenExchange")
@@ -58,6 +39,7 @@ impl Provider for Az {
         keys: &ResolvedKeys,
         ctx: &PlanContext<'_>,
         plan: &mut ProviderPlan,
+        _warnings: &mut Warnings,
     ) -> Result<(), String> {
         let client_id = required_text(keys, self.name(), CLIENT_ID)?;
         let tenant_id = required_text(keys, self.name(), TENANT_ID)?;
@@ -65,12 +47,10 @@ impl Provider for Az {
         plan.env.push(("AZURE_TENANT_ID".into(), tenant_id.into()));
         plan.env
             .push(("AZURE_FEDERATED_TOKEN_FILE".into(), ctx.token_file()));
-        optional_env(
-            &mut plan.env,
-            keys,
-            AUTHORITY_HOST,
-            &["AZURE_AUTHORITY_HOST"],
-        );
+        plan.optional_env(keys, AUTHORITY_HOST, &["AZURE_AUTHORITY_HOST"]);
         Ok(())
+    }
+    fn native_layout(&self) -> Option<&'static dyn NativeLayout> {
+        Some(&azwi::Azwi)
     }
 }
