@@ -334,3 +334,101 @@ fn example_pods_get_the_identity_they_ask_for() {
     let all: BTreeSet<String> = ["aws", "az", "gcp"].iter().map(|p| p.to_string()).collect();
     assert_eq!(providers_seen, all, "one example pod file per cloud");
 }
+
+/// The drop-in examples (examples/settings-azwi.yaml, examples/settings-eks.yaml) give the
+/// webhooks' layouts: a labelled pod gets azwi's volume, paths and env; a pod whose
+/// ServiceAccount carries an EKS role gets the EKS webhook's volume first and its env order.
+#[test]
+fn drop_in_examples_give_the_webhooks_pods() {
+    let policies = typed_policies();
+    let settings_of = |name: &str| {
+        policies
+            .iter()
+            .find(|p| p.name == name)
+            .unwrap_or_else(|| panic!("example policy {name}"))
+            .settings
+            .clone()
+    };
+    let evaluate_pod = |pod: Value, settings: &Value, sa: &[(&str, &str)]| {
+        let mut lookup = InMemoryLookup::new().with("ServiceAccount", Some("apps"), "web", sa, &[]);
+        let payload = json!({
+            "request": {
+                "uid": "example",
+                "kind": {"group": "", "version": "v1", "kind": "Pod"},
+                "operation": "CREATE",
+                "namespace": "apps",
+                "object": pod,
+            },
+            "settings": settings,
+        });
+        let response = evaluate(&serde_json::to_vec(&payload).unwrap(), &mut lookup);
+        assert!(response.accepted, "{:?}", response.message);
+        response.mutated_object.expect("mutated")
+    };
+    let env_names = |c: &Value| -> Vec<String> {
+        c["env"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| e["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+
+    let azwi = settings_of("cwii-azwi");
+    assert_eq!(azwi["mode"], Value::Null, "settings, not the policy");
+    let pod = json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "web", "namespace": "apps", "labels": {"azure.workload.identity/use": "true"}},
+        "spec": {"serviceAccountName": "web", "containers": [{"name": "app", "image": "a"}]}});
+    let out = evaluate_pod(pod, &azwi, &[("azure.workload.identity/client-id", "c")]);
+    let app = &out["spec"]["containers"][0];
+    assert_eq!(
+        env_names(app),
+        [
+            "AZURE_CLIENT_ID",
+            "AZURE_TENANT_ID",
+            "AZURE_FEDERATED_TOKEN_FILE",
+            "AZURE_AUTHORITY_HOST"
+        ]
+    );
+    assert_eq!(app["env"][1]["value"], azwi["native"]["azwi"]["tenantId"]);
+    assert_eq!(
+        app["env"][2]["value"],
+        "/var/run/secrets/azure/wi/token/azure-identity-token"
+    );
+    assert!(out["spec"]["volumes"][0]["name"]
+        .as_str()
+        .unwrap()
+        .starts_with("azure-workload-identity-reserved-"));
+    assert!(out["metadata"].get("annotations").is_none(), "no marker");
+
+    let eks = settings_of("cwii-eks");
+    let pod = json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "web", "namespace": "apps"},
+        "spec": {"serviceAccountName": "web", "containers": [{"name": "app", "image": "a"}],
+                 "volumes": [{"name": "data", "emptyDir": {}}]}});
+    let out = evaluate_pod(
+        pod,
+        &eks,
+        &[(
+            "eks.amazonaws.com/role-arn",
+            "arn:aws:iam::111122223333:role/web",
+        )],
+    );
+    assert_eq!(out["spec"]["volumes"][0]["name"], "aws-iam-token");
+    let app = &out["spec"]["containers"][0];
+    assert_eq!(
+        env_names(app),
+        [
+            "AWS_STS_REGIONAL_ENDPOINTS",
+            "AWS_DEFAULT_REGION",
+            "AWS_REGION",
+            "AWS_ROLE_ARN",
+            "AWS_WEB_IDENTITY_TOKEN_FILE"
+        ]
+    );
+    assert_eq!(app["env"][1]["value"], eks["native"]["eks"]["region"]);
+    assert_eq!(
+        app["volumeMounts"][0]["mountPath"],
+        eks["native"]["eks"]["mountPath"]
+    );
+}
