@@ -289,3 +289,28 @@ native_case() {
 @test "eks-windows-node-selector: EKS native: nodeSelector kubernetes.io/os windows makes AWS_WEB_IDENTITY_TOKEN_FILE C:\var\run\secrets\eks.amazonaws.com\serviceaccount\token; the mount path stays (windowsPodWithoutVolumes)" {
   native_case eks-windows-node-selector
 }
+
+# The deliberate differences of SPEC §7.4 that admit the pod say so in a warning.
+@test "deliberate differences are explained: proxy 'false', azwi lifetime range, foreign EKS volume, ignored Go bool, left-alone container" {
+  scenario azwi-proxy-false-annotation
+  has_warning 'cwii: ignored azure.workload.identity/inject-proxy-sidecar="false" on pod (the proxy is injected only for "true"; azwi would inject it for any value)'
+  scenario azwi-token-expiration-out-of-range
+  has_warning "cwii: az token expiration 1800 is outside azwi's range 3600-86400; 3600 is used (azwi would deny the pod)"
+  scenario eks-foreign-volume-replaced
+  has_warning "cwii: replaced pod volume 'aws-iam-token': the name is reserved for the policy"
+  scenario eks-sts-regional-sa-yes-falls-back
+  has_warning 'cwii: ignored eks.amazonaws.com/sts-regional-endpoints="yes" on ServiceAccount apps/reports (expected a Go boolean such as true or 1; the setting stsRegionalEndpoints applies)'
+  scenario eks-container-all-groups-untouched
+  has_warning "cwii: container 'app' defines its own AWS_ROLE_ARN, AWS_REGION, AWS_STS_REGIONAL_ENDPOINTS; aws left it alone (no mount, no env), as its webhook does"
+}
+
+@test "a webhook's layout writes no cwii.dev/injected marker and records its sources" {
+  scenario azwi-v16-default
+  mutated
+  pod '.metadata.annotations["cwii.dev/injected"] == null'
+  resp '.auditAnnotations["cwii-az-sources"] == "azwi-use=pod(azure.workload.identity/use) client-id=serviceaccount(azure.workload.identity/client-id) inject=pod(azure.workload.identity/use) audience=native.azwi token-expiration=native.azwi"'
+  scenario eks-basic-sa-role-arn
+  mutated
+  pod '.metadata.annotations["cwii.dev/injected"] == null'
+  resp '.auditAnnotations["cwii-aws-sources"] | startswith("eks-role-arn=serviceaccount(eks.amazonaws.com/role-arn) inject=serviceaccount(eks.amazonaws.com/role-arn)")'
+}
