@@ -102,16 +102,18 @@ pub fn apply(
     let mut changed = false;
     upsert_volumes(spec, plans, warnings, &mut changed);
     place_containers(spec, plans, warnings, &mut changed);
+    // Each plan's mounts and env as JSON, built once rather than once per container.
+    let desired: Vec<DesiredJson> = plans.iter().map(DesiredJson::of).collect();
     for list in ["containers", "initContainers"] {
         let Some(containers) = spec.get_mut(list).and_then(Value::as_array_mut) else {
             continue;
         };
         for container in containers.iter_mut().filter(|c| is_target(list, c)) {
-            for plan in plans {
+            for (plan, json) in plans.iter().zip(&desired) {
                 if plan.skip_containers.iter().any(|s| s == name_of(container)) {
                     continue;
                 }
-                inject_container(container, plan, warnings, &mut changed);
+                inject_container(container, plan, json, warnings, &mut changed);
             }
         }
     }
@@ -314,9 +316,29 @@ fn place_containers(
     }
 }
 
+/// A plan's mounts and env vars in the form they take in a container.
+struct DesiredJson {
+    mounts: Vec<Value>,
+    env: Vec<Value>,
+}
+
+impl DesiredJson {
+    fn of(plan: &ProviderPlan) -> Self {
+        DesiredJson {
+            mounts: plan.mounts.iter().map(|m| m.to_json()).collect(),
+            env: plan
+                .env
+                .iter()
+                .map(|(name, value)| json!({"name": name, "value": value}))
+                .collect(),
+        }
+    }
+}
+
 fn inject_container(
     container: &mut Value,
     plan: &ProviderPlan,
+    json: &DesiredJson,
     warnings: &mut Warnings,
     changed: &mut bool,
 ) {
@@ -335,8 +357,7 @@ fn inject_container(
     let Some(mounts) = array_field(object, "volumeMounts", changed) else {
         return;
     };
-    for mount in &plan.mounts {
-        let desired = mount.to_json();
+    for (mount, desired) in plan.mounts.iter().zip(&json.mounts) {
         let at_path = mounts.iter_mut().find(|m| {
             same_path(
                 m.get("mountPath").and_then(Value::as_str).unwrap_or(""),
@@ -346,13 +367,13 @@ fn inject_container(
         match at_path {
             // check_mount_clashes made sure it mounts our volume; make it exactly ours.
             Some(existing) => {
-                if *existing != desired {
-                    *existing = desired;
+                if existing != desired {
+                    *existing = desired.clone();
                     *changed = true;
                 }
             }
             None => {
-                mounts.push(desired);
+                mounts.push(desired.clone());
                 *changed = true;
             }
         }
@@ -360,11 +381,7 @@ fn inject_container(
     let Some(env) = array_field(object, "env", changed) else {
         return;
     };
-    let desired: Vec<Value> = plan
-        .env
-        .iter()
-        .map(|(name, value)| json!({"name": name, "value": value}))
-        .collect();
+    let desired = &json.env;
     let defines = |env: &[Value], name: &str| env.iter().any(|e| name_of(e) == name);
     // Groups are decided on the container as it came, before anything is added.
     let mut withheld: Vec<&str> = Vec::new();

@@ -224,9 +224,14 @@ fn verify_container(
 /// The audit annotation value: where each key of an injected provider came from,
 /// e.g. `inject=pod client-id=serviceaccount tenant-id=defaults audience=settings`.
 pub fn audit_value(plan: &ProviderPlan) -> String {
-    plan.sources
-        .iter()
-        .map(|(suffix, source)| format!("{suffix}={source}"))
-        .collect::<Vec<_>>()
-        .join(" ")
+    let mut value = String::with_capacity(plan.sources.len() * 32);
+    for (suffix, source) in &plan.sources {
+        if !value.is_empty() {
+            value.push(' ');
+        }
+        value.push_str(suffix);
+        value.push('=');
+        value.push_str(source);
+    }
+    value
 }

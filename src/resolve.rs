@@ -11,16 +11,17 @@ use crate::provider::{
 };
 use crate::settings::{LookupFailure, Settings};
 use crate::warnings::Warnings;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-/// The annotations (and, for the pod, labels) of one object.
+/// The annotations (and, for the pod, labels) of one object; the pod's are borrowed.
 #[derive(Debug, Clone)]
-pub struct Level {
+pub struct Level<'a> {
     pub kind: LevelKind,
     /// `pod`, or the object, e.g. `Deployment apps/web`.
-    pub label: String,
-    pub annotations: BTreeMap<String, String>,
-    pub labels: BTreeMap<String, String>,
+    pub label: Cow<'static, str>,
+    pub annotations: Cow<'a, BTreeMap<String, String>>,
+    pub labels: Cow<'a, BTreeMap<String, String>>,
 }
 
 /// What the resolver needs to know about the pod.
@@ -59,9 +60,9 @@ pub fn resolve(
 
     let mut levels = vec![Level {
         kind: LevelKind::Pod,
-        label: "pod".to_string(),
-        annotations: pod.annotations.clone(),
-        labels: pod.labels.clone(),
+        label: Cow::Borrowed("pod"),
+        annotations: Cow::Borrowed(&pod.annotations),
+        labels: Cow::Borrowed(&pod.labels),
     }];
 
     for step in [Step::Owner, Step::ServiceAccount, Step::Namespace] {
@@ -145,12 +146,8 @@ pub fn resolve(
             continue;
         };
         keys.insert(shared::INJECT, inject);
-        for (def, key) in table
-            .keys
-            .iter()
-            .filter(|(d, _)| d.suffix != shared::INJECT)
-        {
-            if let Some(resolution) = table.resolve_key(&levels, *def, key, settings, warnings) {
+        for (def, key) in table.entries().filter(|(d, _)| d.suffix != shared::INJECT) {
+            if let Some(resolution) = table.resolve_key(&levels, def, key, settings, warnings) {
                 keys.insert(def.suffix, resolution);
             }
         }
@@ -184,15 +181,26 @@ impl Step {
 /// mode its webhook's keys.
 struct KeyTable {
     provider: &'static dyn Provider,
-    keys: Vec<(KeyDef, String)>,
+    /// Every full key name, one after the other in one buffer (one allocation, not one per
+    /// key); `keys` holds each definition with its range in `names`.
+    names: String,
+    keys: Vec<(KeyDef, std::ops::Range<usize>)>,
     layout: Option<&'static dyn NativeLayout>,
     native: Vec<NativeKey>,
 }
 
 impl KeyTable {
     fn new(provider: &'static dyn Provider, settings: &Settings) -> Self {
+        let mut names = String::with_capacity(512);
         let keys = keys::key_defs(provider.keys())
-            .map(|def| (def, keys::full_key(provider.name(), def.suffix)))
+            .map(|def| {
+                let start = names.len();
+                names.push_str(keys::PREFIX);
+                names.push_str(provider.name());
+                names.push('-');
+                names.push_str(def.suffix);
+                (def, start..names.len())
+            })
             .collect();
         let layout = provider
             .native_layout()
@@ -205,17 +213,25 @@ impl KeyTable {
             .unwrap_or_default();
         Self {
             provider,
+            names,
             keys,
             layout,
             native,
         }
     }
 
+    /// Each key definition with its full name.
+    fn entries(&self) -> impl Iterator<Item = (KeyDef, &str)> + '_ {
+        self.keys
+            .iter()
+            .map(|(def, range)| (*def, &self.names[range.clone()]))
+    }
+
     /// The inject key (the first of the shared keys).
     fn inject(&self) -> (KeyDef, &str) {
-        let (def, key) = &self.keys[0];
+        let (def, range) = &self.keys[0];
         debug_assert_eq!(def.suffix, shared::INJECT);
-        (*def, key)
+        (*def, &self.names[range.clone()])
     }
 
     /// Closed once its inject key is explicitly false at a visited level (a webhook's signal
@@ -231,9 +247,8 @@ impl KeyTable {
     /// counts here.
     fn settled(&self, levels: &[Level], next: LevelKind) -> bool {
         let answered = |suffix: &str| {
-            self.keys
-                .iter()
-                .any(|(def, key)| def.suffix == suffix && explicit(levels, key, *def).is_some())
+            self.entries()
+                .any(|(def, key)| def.suffix == suffix && explicit(levels, key, def).is_some())
                 || self.native.iter().any(|n| {
                     n.suffix == suffix
                         && levels.iter().any(|l| {
@@ -371,16 +386,19 @@ fn fetch_level(
     settings: &Settings,
     lookup: &mut dyn Lookup,
     warnings: &mut Warnings,
-) -> Result<Option<(Level, ObjectMeta)>, Denial> {
+) -> Result<Option<(Level<'static>, Vec<OwnerReference>)>, Denial> {
     match lookup.get(&object) {
-        Ok(meta) => Ok(Some((
+        Ok(ObjectMeta {
+            annotations,
+            owner_references,
+        }) => Ok(Some((
             Level {
                 kind,
-                label: object.to_string(),
-                annotations: meta.annotations.clone(),
-                labels: BTreeMap::new(),
+                label: Cow::Owned(object.to_string()),
+                annotations: Cow::Owned(annotations),
+                labels: Cow::Owned(BTreeMap::new()),
             },
-            meta,
+            owner_references,
         ))),
         Err(LookupError::NotFound) => {
             warnings.push(format!(
@@ -430,7 +448,7 @@ fn owner_levels(
     settings: &Settings,
     lookup: &mut dyn Lookup,
     warnings: &mut Warnings,
-) -> Result<Vec<Level>, Denial> {
+) -> Result<Vec<Level<'static>>, Denial> {
     let is_workload = |r: &&OwnerReference| {
         !r.name.is_empty()
             && known_kind(&r.kind).is_some_and(|(_, k)| k != "ServiceAccount" && k != "Namespace")
@@ -453,7 +471,7 @@ fn owner_levels(
         name: owner.name.clone(),
         namespace: Some(pod.namespace.clone()),
     };
-    let Some((intermediate, meta)) =
+    let Some((intermediate, owners)) =
         fetch_level(object, LevelKind::Workload, settings, lookup, warnings)?
     else {
         return Ok(Vec::new());
@@ -465,8 +483,7 @@ fn owner_levels(
     };
     let mut levels = Vec::new();
     if let Some(top_kind) = top_kind {
-        let top = meta
-            .owner_references
+        let top = owners
             .iter()
             .find(|r| r.controller && r.kind == top_kind && !r.name.is_empty());
         if let (Some(top), Some((api_version, kind))) = (top, known_kind(top_kind)) {

@@ -149,7 +149,12 @@ impl Settings {
             provider_map.insert(provider.name(), provider_settings(*provider, raw_provider)?);
         }
 
-        let native = native_settings(raw.native.unwrap_or_default(), providers)?;
+        let native_annotations = raw.native_annotations.unwrap_or(false);
+        let native = match raw.native {
+            // Nothing to validate, and drop-in mode is off: no defaults to fill either.
+            None if !native_annotations => BTreeMap::new(),
+            given => native_settings(given.unwrap_or_default(), providers)?,
+        };
 
         let mut defaults = BTreeMap::new();
         for (key, value) in raw.defaults.unwrap_or_default() {
@@ -160,7 +165,7 @@ impl Settings {
         Ok(Settings {
             mount_root,
             token_expiration_seconds,
-            native_annotations: raw.native_annotations.unwrap_or(false),
+            native_annotations,
             lookup_failure,
             injected_container_resources,
             providers: provider_map,
