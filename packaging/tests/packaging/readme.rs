@@ -57,7 +57,8 @@ fn every_input_key_is_documented() {
             "README.md does not document {pattern}"
         );
     }
-    let settings = parse_settings(serde_json::Value::Null).expect("default settings");
+    let settings =
+        parse_settings(serde_json::json!({"nativeAnnotations": true})).expect("default settings");
     for provider in providers::all() {
         for def in provider.keys() {
             let key = format!("cwii.dev/{}-{}", provider.name(), def.suffix);
