@@ -144,24 +144,20 @@ pub fn pod_context(pod: &Value, request_namespace: &str) -> PodContext {
     .find(|ns| !ns.is_empty())
     .unwrap_or("default")
     .to_string();
-    let annotations = metadata
-        .and_then(|m| m.get("annotations"))
-        .and_then(Value::as_object)
-        .map(|a| {
-            a.iter()
-                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
-                .collect()
-        })
-        .unwrap_or_default();
-    let labels = metadata
-        .and_then(|m| m.get("labels"))
-        .and_then(Value::as_object)
-        .map(|a| {
-            a.iter()
-                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
-                .collect()
-        })
-        .unwrap_or_default();
+    // String values only: anything else is not an annotation or label Kubernetes accepts.
+    let string_map = |field: &str| -> BTreeMap<String, String> {
+        metadata
+            .and_then(|m| m.get(field))
+            .and_then(Value::as_object)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let annotations = string_map("annotations");
+    let labels = string_map("labels");
     let owner_references = metadata
         .and_then(|m| m.get("ownerReferences"))
         .and_then(Value::as_array)

@@ -439,6 +439,23 @@ pub fn string_field(
     Ok(Value::String(value))
 }
 
+/// A field check that accepts any string.
+pub fn any_text(_: &str) -> Result<(), String> {
+    Ok(())
+}
+
+/// A webhook's string value: trimmed; an empty one is not explicit and falls through (§7.4:
+/// where the webhooks take `""` as set).
+pub fn native_text(raw: &str) -> Option<KeyValue> {
+    let t = raw.trim();
+    (!t.is_empty()).then(|| KeyValue::Text(t.to_string()))
+}
+
+/// A webhook's lifetime in seconds, read as Go reads integers.
+pub fn native_seconds(raw: &str) -> Option<KeyValue> {
+    crate::keys::strict_int(raw).map(KeyValue::Seconds)
+}
+
 /// A boolean field with a default.
 pub fn bool_field(raw: Option<&Value>, default: bool) -> Result<Value, String> {
     match raw {

@@ -5,11 +5,12 @@
 use super::keys::{
     MISSING_REGION, REGION, REGION_VARS, ROLE_ARN, ROLE_SESSION_NAME, STS_REGIONAL_ENDPOINTS,
 };
-use crate::keys::{quote_for_message, shared, strict_int, KeyValue};
+use crate::keys::{quote_for_message, shared, KeyValue};
 use crate::provider::{
-    bool_field, check_mount_path, field_text, string_field, token_volume, Denial, FieldValues,
-    LevelKind, Mount, NativeKey, NativeLayout, NativeSource, PlanContext, PlannedVolume,
-    ProviderPlan, ResolvedKeys, SettingField, MIN_TOKEN_EXPIRATION_SECONDS,
+    any_text, bool_field, check_mount_path, field_text, native_seconds as seconds,
+    native_text as text, string_field, token_volume, Denial, FieldValues, LevelKind, Mount,
+    NativeKey, NativeLayout, NativeSource, PlanContext, PlannedVolume, ProviderPlan, ResolvedKeys,
+    SettingField, MIN_TOKEN_EXPIRATION_SECONDS,
 };
 use crate::warnings::Warnings;
 use serde_json::{json, Value};
@@ -58,10 +59,6 @@ fn non_empty(value: &str) -> Result<(), String> {
     } else {
         Ok(())
     }
-}
-
-fn any_text(_: &str) -> Result<(), String> {
-    Ok(())
 }
 
 fn mount_path_field(raw: Option<&Value>) -> Result<Value, String> {
@@ -162,15 +159,6 @@ const FIELDS: &[SettingField] = &[
         check: compose_field,
     },
 ];
-
-fn text(raw: &str) -> Option<KeyValue> {
-    let t = raw.trim();
-    (!t.is_empty()).then(|| KeyValue::Text(t.to_string()))
-}
-
-fn seconds(raw: &str) -> Option<KeyValue> {
-    strict_int(raw).map(KeyValue::Seconds)
-}
 
 /// Go's `strconv.ParseBool`.
 fn go_bool(raw: &str) -> Option<KeyValue> {
@@ -463,6 +451,7 @@ fn token_file(pod: &Value, mount_path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keys::strict_int;
 
     #[test]
     fn csv_skip_list_reads_one_record() {

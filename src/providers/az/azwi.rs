@@ -2,11 +2,12 @@
 //! layout of the az provider. Facts from azwi's webhook; the code is this project's.
 
 use super::keys::{AUTHORITY_HOST, CLIENT_ID, TENANT_ID};
-use crate::keys::{quote_for_message, shared, strict_int, KeyValue};
+use crate::keys::{quote_for_message, shared, KeyValue};
 use crate::provider::{
-    bool_field, check_image_reference, field_text, string_field, token_volume, AddedContainer,
-    ContainerList, Denial, FieldValues, LevelKind, Mount, NativeKey, NativeLayout, NativeSource,
-    Ownership, PlanContext, PlannedVolume, Position, ProviderPlan, ResolvedKeys, SettingField,
+    any_text, bool_field, check_image_reference, field_text, native_seconds as seconds,
+    native_text as text, string_field, token_volume, AddedContainer, ContainerList, Denial,
+    FieldValues, LevelKind, Mount, NativeKey, NativeLayout, NativeSource, Ownership, PlanContext,
+    PlannedVolume, Position, ProviderPlan, ResolvedKeys, SettingField,
 };
 use crate::warnings::Warnings;
 use serde_json::{json, Value};
@@ -88,10 +89,6 @@ fn check_cloud(name: &str) -> Result<(), String> {
     }
 }
 
-fn any_text(_: &str) -> Result<(), String> {
-    Ok(())
-}
-
 fn check_log_level(level: &str) -> Result<(), String> {
     if !level.is_empty() && level.chars().all(|c| c.is_ascii_alphabetic()) {
         Ok(())
@@ -149,16 +146,6 @@ const FIELDS: &[SettingField] = &[
         check: |raw| string_field(raw, "info", check_log_level),
     },
 ];
-
-/// azwi reads strings as they are; an empty one falls through here (§7.4).
-fn text(raw: &str) -> Option<KeyValue> {
-    let t = raw.trim();
-    (!t.is_empty()).then(|| KeyValue::Text(t.to_string()))
-}
-
-fn seconds(raw: &str) -> Option<KeyValue> {
-    strict_int(raw).map(KeyValue::Seconds)
-}
 
 /// The skip list: split on `;` only, each name trimmed.
 fn semicolon_names(raw: &str) -> Option<KeyValue> {
