@@ -5,7 +5,10 @@
 //! - [`resolve`] reads each `cwii.dev/` key by precedence (pod > workload > ServiceAccount >
 //!   namespace > settings.defaults) through a [`lookup::Lookup`];
 //! - [`plan`] turns one provider's keys into what the pod must contain, with the provider's
-//!   own part coming from its module in [`providers`];
+//!   own part coming from its module in [`providers`] — or, in drop-in mode, the whole pod
+//!   its webhook (azwi, EKS) would return, from that webhook's layout;
+//! - [`provider`] is the contract between them: the traits and types providers implement
+//!   and import, so that the core depends on no cloud and no cloud on the core;
 //! - [`mutate`] applies the plans to the untyped pod JSON.
 //!
 //! The waPC exports below are the only wasm-specific code.
