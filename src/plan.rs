@@ -30,7 +30,7 @@ const CREDENTIAL_PRINTERS: &[&str] = &[
 ];
 
 /// Whether a shell script could write a credential into the container log: a command of
-/// [`CREDENTIAL_PRINTERS`] whose output is neither captured (`$(…)`) nor sent to
+/// `CREDENTIAL_PRINTERS` whose output is neither captured (`$(…)`) nor sent to
 /// `/dev/null`. Verify containers are checked with it (and the tests hold every added
 /// container to it).
 pub fn may_print_credential(script: &str) -> bool {
