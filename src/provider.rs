@@ -80,10 +80,6 @@ impl ResolvedKeys {
             _ => &[],
         }
     }
-    /// Whether the value came from the webhook's own key rather than a `cwii.dev/` key.
-    pub fn is_native(&self, suffix: &str) -> bool {
-        self.get(suffix).is_some_and(|r| r.native_key.is_some())
-    }
     pub fn iter(&self) -> impl Iterator<Item = (&'static str, &Resolution)> + '_ {
         self.values.iter().map(|(k, v)| (*k, v))
     }

@@ -117,7 +117,7 @@ pub fn resolve(
         let (inject_def, inject_key) = table.inject();
         let inject = table.resolve_key(&levels, inject_def, inject_key, settings, warnings);
         let mut keys = ResolvedKeys::default();
-        for suffix in table.layout.map(|l| l.layout_keys()).unwrap_or(&[]) {
+        for suffix in table.layout_keys() {
             if let Some(resolution) = table.native_value(&levels, suffix, warnings) {
                 keys.insert(suffix, resolution);
             }
@@ -128,12 +128,7 @@ pub fn resolve(
         let inject = match inject {
             Some(r) if r.source != LevelKind::Defaults => Some(r),
             _ if layout.is_some() => {
-                let signal = table
-                    .layout
-                    .map(|l| l.layout_keys())
-                    .unwrap_or(&[])
-                    .iter()
-                    .find_map(|suffix| keys.get(suffix));
+                let signal = table.layout_keys().iter().find_map(|s| keys.get(s));
                 signal.map(|s| Resolution {
                     value: KeyValue::Bool(true),
                     source: s.source,
@@ -218,6 +213,11 @@ impl KeyTable {
             layout,
             native,
         }
+    }
+
+    /// The keys only the webhook's layout has (none without drop-in mode).
+    fn layout_keys(&self) -> &'static [&'static str] {
+        self.layout.map_or(&[], |l| l.layout_keys())
     }
 
     /// Each key definition with its full name.
