@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 use wapc::WapcHost;
-use wasmtime_provider::{WasmtimeEngineProviderBuilder, WasmtimeEngineProviderPre};
+use wasmtime_provider::{wasmtime, WasmtimeEngineProviderBuilder, WasmtimeEngineProviderPre};
 
 use crate::admission::{
     admission_response, validate_payload, AdmissionRequest, AdmissionResponse, PolicySettings,
@@ -23,9 +23,25 @@ pub struct CompiledPolicy {
 }
 
 impl CompiledPolicy {
+    /// Compiles with wasmtime's default engine; `KWRUN_PROFILER=perfmap` adds a perf map.
     pub fn compile(wasm: &[u8]) -> Result<Self> {
-        let pre = WasmtimeEngineProviderBuilder::new()
-            .module_bytes(wasm)
+        let perf_map = std::env::var_os("KWRUN_PROFILER").is_some_and(|v| v == "perfmap");
+        Self::compile_with(wasm, perf_map)
+    }
+
+    /// `perf_map`: write /tmp/perf-PID.map, so that `perf report` names the guest's
+    /// functions (README, Performance). The engine is otherwise wasmtime's default, the one
+    /// the builder makes without it.
+    pub fn compile_with(wasm: &[u8], perf_map: bool) -> Result<Self> {
+        let mut builder = WasmtimeEngineProviderBuilder::new().module_bytes(wasm);
+        if perf_map {
+            let mut config = wasmtime::Config::default();
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+            let engine = wasmtime::Engine::new(&config)
+                .map_err(|e| anyhow::anyhow!("cannot create a profiling engine: {e}"))?;
+            builder = builder.engine(engine);
+        }
+        let pre = builder
             .build_pre()
             .context("cannot compile the policy module")?;
         Ok(Self { pre })
@@ -123,4 +139,20 @@ pub fn validate(
     let answer = instance.call("validate", &payload);
     let host = instance.host.finish_evaluation();
     Ok((ValidationResponse::from_guest(&answer?)?, host))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_perf_map_names_the_guest_functions() {
+        // wasmtime reads the text format too (its `wat` feature).
+        let module =
+            r#"(module (func $kwrun_perf_map_probe (export "probe") (result i32) i32.const 7))"#;
+        CompiledPolicy::compile_with(module.as_bytes(), true).unwrap();
+        let map = std::fs::read_to_string(format!("/tmp/perf-{}.map", std::process::id()))
+            .expect("wasmtime wrote no perf map");
+        assert!(map.contains("kwrun_perf_map_probe"), "{map}");
+    }
 }
