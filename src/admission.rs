@@ -12,17 +12,43 @@ use crate::warnings::Warnings;
 use kubewarden_policy_sdk::response::ValidationResponse;
 use kubewarden_policy_sdk::settings::SettingsValidationResponse;
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
 
 /// The parts of the waPC `validate` payload the policy reads. The SDK's full request type
-/// refuses payloads such as `"options": null`; this view only needs what it uses.
+/// refuses payloads such as `"options": null`; this view only needs what it uses. The
+/// settings stay text until [`settings_for`] needs them parsed.
 #[derive(Deserialize)]
-struct Payload {
+struct Payload<'a> {
     #[serde(default)]
     request: AdmissionRequest,
-    #[serde(default)]
-    settings: Value,
+    #[serde(default, borrow)]
+    settings: Option<&'a RawValue>,
+}
+
+thread_local! {
+    /// The settings last parsed, by their text. A policy server instance is given the same
+    /// settings on every request, so a warm instance parses them once instead of once per
+    /// evaluation. (Each wasm instance is single-threaded; host tests get one per thread.)
+    static LAST_SETTINGS: RefCell<Option<(Box<str>, Rc<Settings>)>> = const { RefCell::new(None) };
+}
+
+/// The settings in `text` (JSON; `null` for none), parsed or taken from the last call's.
+fn settings_for(text: &str) -> Result<Rc<Settings>, String> {
+    let cached = LAST_SETTINGS.with_borrow(|last| {
+        last.as_ref()
+            .filter(|(last_text, _)| **last_text == *text)
+            .map(|(_, settings)| Rc::clone(settings))
+    });
+    if let Some(settings) = cached {
+        return Ok(settings);
+    }
+    let settings = Rc::new(Settings::from_slice(text.as_bytes(), providers::all())?);
+    LAST_SETTINGS.set(Some((text.into(), Rc::clone(&settings))));
+    Ok(settings)
 }
 
 #[derive(Deserialize, Default)]
@@ -55,7 +81,7 @@ pub fn evaluate(payload: &[u8], lookup: &mut dyn Lookup) -> ValidationResponse {
             )
         }
     };
-    match parse_settings(payload.settings) {
+    match settings_for(payload.settings.map_or("null", RawValue::get)) {
         Ok(settings) => evaluate_request(payload.request, &settings, lookup),
         Err(message) => reject(Denial { message, code: 500 }, Warnings::default()),
     }

@@ -865,6 +865,45 @@ fn malformed_payloads_get_a_clear_answer() {
 }
 
 #[test]
+fn each_evaluation_uses_the_settings_it_was_given() {
+    // A warm instance keeps the last settings parsed; changed settings must replace them.
+    let mut lookup = InMemoryLookup::new();
+    let mount_of = |settings: Value, lookup: &mut InMemoryLookup| {
+        let payload = json!({"request": {"kind": {"kind": "Pod"}, "operation": "CREATE", "object": pod(AZ_OK)}, "settings": settings});
+        let response = evaluate(payload.to_string().as_bytes(), lookup);
+        mutated(&response)["spec"]["containers"][0]["volumeMounts"][0]["mountPath"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let default_root = mount_of(json!(null), &mut lookup);
+    assert_eq!(
+        mount_of(json!({"mountRoot": "/one"}), &mut lookup),
+        "/one/az"
+    );
+    assert_eq!(
+        mount_of(json!({"mountRoot": "/one"}), &mut lookup),
+        "/one/az"
+    );
+    assert_eq!(
+        mount_of(json!({"mountRoot": "/two"}), &mut lookup),
+        "/two/az"
+    );
+    assert_eq!(mount_of(json!({}), &mut lookup), default_root);
+    assert_eq!(mount_of(json!(null), &mut lookup), default_root);
+    // Invalid settings are refused every time, not only the first.
+    for _ in 0..2 {
+        let payload = json!({"request": {"kind": {"kind": "Pod"}, "operation": "CREATE", "object": pod(AZ_OK)}, "settings": {"mountRoot": "x"}});
+        let response = evaluate(payload.to_string().as_bytes(), &mut lookup);
+        assert!(!response.accepted);
+    }
+    assert_eq!(
+        mount_of(json!({"mountRoot": "/one"}), &mut lookup),
+        "/one/az"
+    );
+}
+
+#[test]
 fn custom_mount_root_moves_every_path() {
     let (pod_in, mut lookup) = (pod(AZ_OK), InMemoryLookup::new());
     let response = run_with(&pod_in, json!({"mountRoot": "/cwii/"}), &mut lookup);

@@ -5,9 +5,10 @@
 //! the exchanges strictly in order and fails a call whose request differs from the next
 //! recorded one.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::BTreeSet;
 use std::fmt;
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
@@ -129,11 +130,12 @@ enum SessionItem {
     },
 }
 
-/// A whole recorded session, in replay order. Cheap to clone, so every evaluation can
-/// replay it afresh.
+/// A whole recorded session, in replay order. The exchanges are shared, so a replay (one
+/// per evaluation) is a cursor over them, not a copy: the bench times the policy, not
+/// kwrun's bookkeeping.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Session {
-    pub exchanges: Vec<Exchange>,
+    pub exchanges: Arc<[Exchange]>,
 }
 
 impl Session {
@@ -150,7 +152,7 @@ impl Session {
                     .with_context(|| format!("exchange #{}: invalid request", index + 1))?;
                 Ok(Exchange { request, response })
             })
-            .collect::<Result<Vec<_>>>()?;
+            .collect::<Result<Arc<[_]>>>()?;
         Ok(Self { exchanges })
     }
 
@@ -161,42 +163,45 @@ impl Session {
             .with_context(|| format!("invalid session file {}", path.display()))
     }
 
-    /// A replay cursor over a fresh copy of the exchanges.
+    /// A replay from the first exchange.
     pub fn replay(&self) -> Replay {
         Replay {
-            pending: self.exchanges.iter().cloned().collect(),
+            exchanges: self.exchanges.clone(),
+            next: 0,
         }
     }
 }
 
-/// The exchanges not yet replayed in one evaluation.
+/// One evaluation's position in a session: the exchanges before `next` are consumed.
 #[derive(Debug, Clone, Default)]
 pub struct Replay {
-    pending: VecDeque<Exchange>,
+    exchanges: Arc<[Exchange]>,
+    next: usize,
 }
 
 impl Replay {
     /// Pops the next exchange and answers `actual` with it: the recorded payload, or the
     /// error text the host gives the guest (without the callback wrapper).
     pub fn answer(&mut self, actual: &RecordedRequest) -> Result<Vec<u8>, String> {
-        let Some(exchange) = self.pending.pop_front() else {
+        let Some(exchange) = self.exchanges.get(self.next) else {
             return Err("Replay error: the list of recorded responses is empty".to_string());
         };
+        self.next += 1;
         if exchange.request != *actual {
             return Err(format!(
                 "Replay error: unexpected request. Was expecting {}, got {} instead",
                 exchange.request, actual
             ));
         }
-        match exchange.response {
-            RecordedResponse::Success { payload } => Ok(payload.into_bytes()),
-            RecordedResponse::Error { message } => Err(message),
+        match &exchange.response {
+            RecordedResponse::Success { payload } => Ok(payload.as_bytes().to_vec()),
+            RecordedResponse::Error { message } => Err(message.clone()),
         }
     }
 
     /// The exchanges left over once the evaluation is done.
     pub fn into_unused(self) -> Vec<Exchange> {
-        self.pending.into()
+        self.exchanges[self.next.min(self.exchanges.len())..].to_vec()
     }
 }
 
