@@ -201,7 +201,7 @@ impl Replay {
 
     /// The exchanges left over once the evaluation is done.
     pub fn into_unused(self) -> Vec<Exchange> {
-        self.exchanges[self.next.min(self.exchanges.len())..].to_vec()
+        self.exchanges[self.next..].to_vec()
     }
 }
 
