@@ -8,6 +8,7 @@ use crate::provider::{Denial, ProviderPlan};
 use crate::providers;
 use crate::resolve::{self, PodContext};
 use crate::settings::Settings;
+use crate::sparse::{Fields, SparsePod};
 use crate::warnings::Warnings;
 use kubewarden_policy_sdk::response::ValidationResponse;
 use kubewarden_policy_sdk::settings::SettingsValidationResponse;
@@ -23,8 +24,8 @@ use std::rc::Rc;
 /// settings stay text until [`settings_for`] needs them parsed.
 #[derive(Deserialize)]
 struct Payload<'a> {
-    #[serde(default)]
-    request: AdmissionRequest,
+    #[serde(default, borrow)]
+    request: AdmissionRequest<'a>,
     #[serde(default, borrow)]
     settings: Option<&'a RawValue>,
 }
@@ -34,7 +35,28 @@ thread_local! {
     /// settings on every request, so a warm instance parses them once instead of once per
     /// evaluation. (Each wasm instance is single-threaded; host tests get one per thread.)
     static LAST_SETTINGS: RefCell<Option<(Box<str>, Rc<Settings>)>> = const { RefCell::new(None) };
+
+    /// The pod fields anything reads: the resolver's, the mutation's and the providers'.
+    static POD_FIELDS: Fields = Fields::from_paths(
+        RESOLVER_FIELDS
+            .iter()
+            .chain(mutate::POD_FIELDS)
+            .chain(providers::all().iter().flat_map(|p| {
+                let layout = p.native_layout().map_or(&[][..], |l| l.pod_fields());
+                p.pod_fields().iter().chain(layout)
+            }))
+            .copied(),
+    );
 }
+
+/// The pod fields [`pod_context`] reads.
+const RESOLVER_FIELDS: &[&str] = &[
+    "metadata.namespace",
+    "metadata.annotations",
+    "metadata.labels",
+    "metadata.ownerReferences",
+    "spec.serviceAccountName",
+];
 
 /// The settings in `text` (JSON; `null` for none), parsed or taken from the last call's.
 fn settings_for(text: &str) -> Result<Rc<Settings>, String> {
@@ -53,11 +75,66 @@ fn settings_for(text: &str) -> Result<Rc<Settings>, String> {
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
-pub struct AdmissionRequest {
+pub struct AdmissionRequest<'a> {
     pub kind: GroupVersionKind,
     pub operation: String,
     pub namespace: String,
-    pub object: Value,
+    /// The object's JSON text, read (sparsely) only when the request is the policy's.
+    #[serde(borrow)]
+    pub object: Option<&'a RawValue>,
+}
+
+/// The outcome of an evaluation: the SDK's `ValidationResponse`, with the mutated pod
+/// kept as the sparse read it was edited in, to be spliced into the answer's text.
+#[derive(Debug)]
+pub struct Answer<'a> {
+    pub accepted: bool,
+    pub message: Option<String>,
+    pub code: Option<u16>,
+    pub mutated_object: Option<SparsePod<'a>>,
+    pub audit_annotations: Option<HashMap<String, String>>,
+    pub warnings: Option<Vec<String>>,
+}
+
+impl Answer<'_> {
+    /// The answer as the SDK's `ValidationResponse` serialises: the same fields in the same
+    /// order, `null` for those absent.
+    pub fn to_json(&self) -> serde_json::Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(1024);
+        out.extend_from_slice(b"{\"accepted\":");
+        serde_json::to_writer(&mut out, &self.accepted)?;
+        out.extend_from_slice(b",\"message\":");
+        serde_json::to_writer(&mut out, &self.message)?;
+        out.extend_from_slice(b",\"code\":");
+        serde_json::to_writer(&mut out, &self.code)?;
+        out.extend_from_slice(b",\"mutated_object\":");
+        match &self.mutated_object {
+            Some(pod) => pod.write_to(&mut out)?,
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"audit_annotations\":");
+        serde_json::to_writer(&mut out, &self.audit_annotations)?;
+        out.extend_from_slice(b",\"warnings\":");
+        serde_json::to_writer(&mut out, &self.warnings)?;
+        out.push(b'}');
+        Ok(out)
+    }
+
+    /// The SDK's type, the mutated pod parsed from the spliced text (for tests and tools).
+    pub fn into_response(self) -> serde_json::Result<ValidationResponse> {
+        let mutated_object = match &self.mutated_object {
+            Some(pod) => Some(serde_json::from_slice(&pod.to_json()?)?),
+            None => None,
+        };
+        Ok(ValidationResponse {
+            accepted: self.accepted,
+            message: self.message,
+            code: self.code,
+            mutated_object,
+            audit_annotations: self.audit_annotations,
+            warnings: self.warnings,
+        })
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -67,8 +144,22 @@ pub struct GroupVersionKind {
     pub kind: String,
 }
 
-/// The `validate` export: never fails, every problem becomes a response.
+/// [`evaluate_answer`] as the SDK's type.
 pub fn evaluate(payload: &[u8], lookup: &mut dyn Lookup) -> ValidationResponse {
+    evaluate_answer(payload, lookup)
+        .into_response()
+        .unwrap_or_else(|e| ValidationResponse {
+            accepted: false,
+            message: Some(format!("cwii: cannot write the mutated pod: {e}")),
+            code: Some(500),
+            mutated_object: None,
+            audit_annotations: None,
+            warnings: None,
+        })
+}
+
+/// The `validate` export: never fails, every problem becomes an answer.
+pub fn evaluate_answer<'a>(payload: &'a [u8], lookup: &mut dyn Lookup) -> Answer<'a> {
     let payload: Payload = match serde_json::from_slice(payload) {
         Ok(payload) => payload,
         Err(e) => {
@@ -106,28 +197,43 @@ pub fn validate_settings(payload: &[u8]) -> SettingsValidationResponse {
     }
 }
 
-pub fn evaluate_request(
-    request: AdmissionRequest,
+pub fn evaluate_request<'a>(
+    request: AdmissionRequest<'a>,
     settings: &Settings,
     lookup: &mut dyn Lookup,
-) -> ValidationResponse {
+) -> Answer<'a> {
     // Only Pod CREATE is the policy's business; everything else passes untouched.
     if request.kind.kind != "Pod" || !request.kind.group.is_empty() || request.operation != "CREATE"
     {
         return accept(None, Warnings::default(), BTreeMap::new());
     }
-    let mut pod = request.object;
-    if !pod.is_object() {
-        return reject(
-            Denial {
-                message: "cwii: the request object is not a Pod object".into(),
-                code: 400,
-            },
-            Warnings::default(),
-        );
-    }
+    let read = request
+        .object
+        .map(|text| POD_FIELDS.with(|fields| SparsePod::read(text.get(), fields)));
+    let mut pod = match read {
+        Some(Ok(pod)) if pod.projection().is_object() => pod,
+        // The whole payload parsed, so the object is JSON; this is a safeguard.
+        Some(Err(e)) => {
+            return reject(
+                Denial {
+                    message: format!("cwii: cannot read the pod: {e}"),
+                    code: 400,
+                },
+                Warnings::default(),
+            )
+        }
+        _ => {
+            return reject(
+                Denial {
+                    message: "cwii: the request object is not a Pod object".into(),
+                    code: 400,
+                },
+                Warnings::default(),
+            )
+        }
+    };
     let mut warnings = Warnings::default();
-    let context = pod_context(&pod, &request.namespace);
+    let context = pod_context(pod.projection(), &request.namespace);
     let all = providers::all();
     let enabled = match resolve::resolve(&context, settings, all, lookup, &mut warnings) {
         Ok(enabled) => enabled,
@@ -135,7 +241,14 @@ pub fn evaluate_request(
     };
     let mut plans: Vec<ProviderPlan> = Vec::with_capacity(enabled.len());
     for e in &enabled {
-        match plan::build_plan(e.provider, e.layout, &e.keys, settings, &pod, &mut warnings) {
+        match plan::build_plan(
+            e.provider,
+            e.layout,
+            &e.keys,
+            settings,
+            pod.projection(),
+            &mut warnings,
+        ) {
             Ok(Some(plan)) => plans.push(plan),
             Ok(None) => {}
             Err(denial) => return reject(denial, warnings),
@@ -144,8 +257,19 @@ pub fn evaluate_request(
     if plans.is_empty() {
         return accept(None, warnings, BTreeMap::new());
     }
+    let compared_whole = mutate::compared_whole(&plans);
+    for list in ["containers", "initContainers"] {
+        let read = pod.read_whole(&["spec", list], |c| {
+            compared_whole.contains(c.get("name").and_then(Value::as_str).unwrap_or(""))
+        });
+        if let Err(e) = read {
+            let message = format!("cwii: cannot read the pod's spec.{list}: {e}");
+            return reject(Denial { message, code: 400 }, warnings);
+        }
+    }
     // The pod is edited in place; apply reports whether any edit was made.
-    let changed = match mutate::apply(&mut pod, &plans, &providers::names(), &mut warnings) {
+    let names = providers::names();
+    let changed = match mutate::apply(pod.projection_mut(), &plans, &names, &mut warnings) {
         Ok(changed) => changed,
         Err(denial) => return reject(denial, warnings),
     };
@@ -215,11 +339,11 @@ fn finish_warnings(warnings: Warnings) -> Option<Vec<String>> {
 }
 
 fn accept(
-    mutated_object: Option<Value>,
+    mutated_object: Option<SparsePod<'_>>,
     warnings: Warnings,
     audit: BTreeMap<String, String>,
-) -> ValidationResponse {
-    ValidationResponse {
+) -> Answer<'_> {
+    Answer {
         accepted: true,
         message: None,
         code: None,
@@ -230,8 +354,8 @@ fn accept(
     }
 }
 
-fn reject(denial: Denial, warnings: Warnings) -> ValidationResponse {
-    ValidationResponse {
+fn reject<'a>(denial: Denial, warnings: Warnings) -> Answer<'a> {
+    Answer {
         accepted: false,
         message: Some(denial.message),
         code: Some(denial.code),

@@ -9,7 +9,8 @@
 //!   its webhook (azwi, EKS) would return, from that webhook's layout;
 //! - [`provider`] is the contract between them: the traits and types providers implement
 //!   and import, so that the core depends on no cloud and no cloud on the core;
-//! - [`mutate`] applies the plans to the untyped pod JSON.
+//! - [`mutate`] applies the plans to the untyped pod JSON — the fields of it that
+//!   [`sparse`] read; the rest of the pod is copied into the answer as text.
 //!
 //! The waPC exports below are the only wasm-specific code.
 
@@ -22,6 +23,7 @@ pub mod provider;
 pub mod providers;
 pub mod resolve;
 pub mod settings;
+pub mod sparse;
 pub mod warnings;
 
 #[cfg(test)]
@@ -42,8 +44,7 @@ pub extern "C" fn wapc_init() {
 }
 
 fn validate(payload: &[u8]) -> guest::CallResult {
-    let response = admission::evaluate(payload, &mut lookup::HostLookup);
-    Ok(serde_json::to_vec(&response)?)
+    Ok(admission::evaluate_answer(payload, &mut lookup::HostLookup).to_json()?)
 }
 
 fn validate_settings(payload: &[u8]) -> guest::CallResult {

@@ -12,6 +12,29 @@ use std::collections::BTreeSet;
 /// Names starting with this belong to the policy (volumes and init containers).
 pub const RESERVED_PREFIX: &str = "cwii-";
 
+/// The pod fields [`apply`] reads and edits; a container whose name a plan adds is also
+/// read whole (see [`compared_whole`]).
+pub const POD_FIELDS: &[&str] = &[
+    "metadata.annotations",
+    "spec.volumes",
+    "spec.containers[].name",
+    "spec.containers[].env",
+    "spec.containers[].volumeMounts",
+    "spec.initContainers[].name",
+    "spec.initContainers[].env",
+    "spec.initContainers[].volumeMounts",
+];
+
+/// The names of the containers the plans add: [`apply`] compares an existing container of
+/// such a name with the planned one as a whole, and may replace it.
+pub fn compared_whole(plans: &[ProviderPlan]) -> BTreeSet<&str> {
+    plans
+        .iter()
+        .flat_map(|p| &p.containers)
+        .map(|c| name_of(&c.value))
+        .collect()
+}
+
 fn malformed(message: String) -> Denial {
     Denial {
         message: format!("cwii: cannot inject into a malformed pod: {message}"),

@@ -42,6 +42,7 @@ fn settings(value: Value) -> Settings {
 }
 
 fn run_with(pod: &Value, settings_json: Value, lookup: &mut InMemoryLookup) -> ValidationResponse {
+    let object = serde_json::value::to_raw_value(pod).unwrap();
     let request = AdmissionRequest {
         kind: GroupVersionKind {
             group: String::new(),
@@ -49,9 +50,11 @@ fn run_with(pod: &Value, settings_json: Value, lookup: &mut InMemoryLookup) -> V
         },
         operation: "CREATE".into(),
         namespace: "apps".into(),
-        object: pod.clone(),
+        object: Some(&object),
     };
     evaluate_request(request, &settings(settings_json), lookup)
+        .into_response()
+        .unwrap()
 }
 
 fn run(pod: &Value) -> (ValidationResponse, InMemoryLookup) {
@@ -391,6 +394,7 @@ fn non_pod_and_non_create_requests_pass_untouched() {
         ("Pod", "DELETE"),
         ("Deployment", "CREATE"),
     ] {
+        let object = serde_json::value::to_raw_value(&pod(AZ_OK)).unwrap();
         let request = AdmissionRequest {
             kind: GroupVersionKind {
                 group: String::new(),
@@ -398,7 +402,7 @@ fn non_pod_and_non_create_requests_pass_untouched() {
             },
             operation: operation.into(),
             namespace: "apps".into(),
-            object: pod(AZ_OK),
+            object: Some(&object),
         };
         let response = evaluate_request(request, &settings(json!({})), &mut lookup);
         assert!(

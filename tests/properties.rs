@@ -481,6 +481,7 @@ fn evaluate(
     InMemoryLookup,
 ) {
     let mut lookup = lookup.clone();
+    let object = serde_json::value::to_raw_value(pod).unwrap();
     let request = AdmissionRequest {
         kind: GroupVersionKind {
             group: String::new(),
@@ -488,10 +489,11 @@ fn evaluate(
         },
         operation: "CREATE".into(),
         namespace: "apps".into(),
-        object: pod.clone(),
+        object: Some(&object),
     };
     let settings = parse_settings(settings.clone()).expect("generated settings are valid");
-    (evaluate_request(request, &settings, &mut lookup), lookup)
+    let answer = evaluate_request(request, &settings, &mut lookup);
+    (answer.into_response().expect("the answer is JSON"), lookup)
 }
 
 // ------------------------------------------------------------------ the oracle

@@ -245,6 +245,10 @@ impl NativeLayout for Eks {
     fn settings_fields(&self) -> &'static [SettingField] {
         FIELDS
     }
+    fn pod_fields(&self) -> &'static [&'static str] {
+        // Windows pods (by node selector) get a `C:\` token path.
+        &["spec.nodeSelector"]
+    }
     fn native_keys(&self, settings: &FieldValues) -> Vec<NativeKey> {
         use LevelKind::{Pod, ServiceAccount};
         use NativeSource::{Annotation, Label};

@@ -202,6 +202,10 @@ impl NativeLayout for Azwi {
     fn settings_fields(&self) -> &'static [SettingField] {
         FIELDS
     }
+    fn pod_fields(&self) -> &'static [&'static str] {
+        // The volume name hashes the pod's name; the proxy refuses host networking.
+        &["metadata.name", "metadata.generateName", "spec.hostNetwork"]
+    }
     fn native_keys(&self, _settings: &FieldValues) -> Vec<NativeKey> {
         use LevelKind::{Pod, ServiceAccount};
         use NativeSource::{Annotation, Label};
