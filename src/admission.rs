@@ -207,10 +207,7 @@ pub fn evaluate_request<'a>(
     {
         return accept(None, Warnings::default(), BTreeMap::new());
     }
-    let read = request
-        .object
-        .map(|text| POD_FIELDS.with(|fields| SparsePod::read(text.get(), fields)));
-    let mut pod = match read {
+    let pod = match request.object.map(read_pod) {
         Some(Ok(pod)) if pod.projection().is_object() => pod,
         // The whole payload parsed, so the object is JSON; this is a safeguard.
         Some(Err(e)) => {
@@ -232,8 +229,26 @@ pub fn evaluate_request<'a>(
             )
         }
     };
+    evaluate_pod(pod, &request.namespace, settings, lookup)
+}
+
+// Reading the pod and evaluating it are kept out of line from each other: the reader
+// recurses as deep as the pod nests, and under the large frame of the evaluation it
+// would take a fresh instance's stack into one more page (a page fault per request).
+#[inline(never)]
+fn read_pod(text: &RawValue) -> serde_json::Result<SparsePod<'_>> {
+    POD_FIELDS.with(|fields| SparsePod::read(text.get(), fields))
+}
+
+#[inline(never)]
+fn evaluate_pod<'a>(
+    mut pod: SparsePod<'a>,
+    request_namespace: &str,
+    settings: &Settings,
+    lookup: &mut dyn Lookup,
+) -> Answer<'a> {
     let mut warnings = Warnings::default();
-    let context = pod_context(pod.projection(), &request.namespace);
+    let context = pod_context(pod.projection(), request_namespace);
     let all = providers::all();
     let enabled = match resolve::resolve(&context, settings, all, lookup, &mut warnings) {
         Ok(enabled) => enabled,

@@ -27,54 +27,112 @@ use std::fmt;
 pub const INDEX_KEY: &str = "\u{0}index";
 
 /// A tree of fields to read, from paths such as `metadata.annotations` or
-/// `spec.containers[].env`.
-#[derive(Debug, Default)]
+/// `spec.containers[].env`. Held inline, without allocating: a fresh instance builds it
+/// for every request. Beyond [`Fields::CAPACITY`] nodes, a path's deepest node that fits
+/// is read whole instead — slower, never wrong.
+#[derive(Debug, Clone, Copy)]
 pub struct Fields {
-    /// Read this value whole: a path ends here.
-    whole: bool,
-    /// The value is a list whose elements are read by `members`.
-    each: bool,
-    members: Vec<(&'static str, Fields)>,
+    nodes: [Node; Fields::CAPACITY],
+    len: u8,
 }
 
+#[derive(Debug, Clone, Copy)]
+struct Node {
+    name: &'static str,
+    /// Read this value whole: a path ends here.
+    whole: bool,
+    /// The value is a list whose elements are read by the children.
+    each: bool,
+    /// Indexes into `nodes`; 0 is none (the root is no one's child).
+    first_child: u8,
+    next_sibling: u8,
+}
+
+const EMPTY: Node = Node {
+    name: "",
+    whole: false,
+    each: false,
+    first_child: 0,
+    next_sibling: 0,
+};
+
 impl Fields {
+    pub const CAPACITY: usize = 32;
+
     pub fn from_paths(paths: impl IntoIterator<Item = &'static str>) -> Fields {
-        let mut root = Fields::default();
+        let mut fields = Fields {
+            nodes: [EMPTY; Fields::CAPACITY],
+            len: 1,
+        };
         for path in paths {
-            root.add(path);
+            fields.add(path);
         }
-        root
+        fields
     }
 
     fn add(&mut self, path: &'static str) {
-        let mut node = self;
+        let mut at = 0;
         for step in path.split('.') {
             let (name, each) = match step.strip_suffix("[]") {
                 Some(name) => (name, true),
                 None => (step, false),
             };
-            let index = match node.members.iter().position(|(k, _)| *k == name) {
-                Some(index) => index,
-                None => {
-                    node.members.push((name, Fields::default()));
-                    node.members.len() - 1
+            let next = match self.field(at).child(name) {
+                Some(child) => child.at,
+                None if usize::from(self.len) < Fields::CAPACITY => {
+                    let new = self.len;
+                    self.len += 1;
+                    self.nodes[usize::from(new)] = Node {
+                        name,
+                        next_sibling: self.nodes[at].first_child,
+                        ..EMPTY
+                    };
+                    self.nodes[at].first_child = new;
+                    usize::from(new)
                 }
+                None => break,
             };
-            node = &mut node.members[index].1;
-            node.each |= each;
+            at = next;
+            self.nodes[at].each |= each;
         }
-        node.whole = true;
+        self.nodes[at].whole = true;
     }
 
-    fn member(&self, key: &str) -> Option<&Fields> {
-        self.members
-            .iter()
-            .find(|(k, _)| *k == key)
-            .map(|(_, fields)| fields)
+    fn root(&self) -> Field<'_> {
+        self.field(0)
     }
 
-    fn reads_whole(&self) -> bool {
-        self.whole || self.members.is_empty()
+    fn field(&self, at: usize) -> Field<'_> {
+        Field { fields: self, at }
+    }
+}
+
+/// One node of [`Fields`].
+#[derive(Clone, Copy)]
+struct Field<'f> {
+    fields: &'f Fields,
+    at: usize,
+}
+
+impl<'f> Field<'f> {
+    fn node(self) -> &'f Node {
+        &self.fields.nodes[self.at]
+    }
+
+    fn child(self, key: &str) -> Option<Field<'f>> {
+        let mut next = self.node().first_child;
+        while next != 0 {
+            let child = self.fields.field(usize::from(next));
+            if child.node().name == key {
+                return Some(child);
+            }
+            next = child.node().next_sibling;
+        }
+        None
+    }
+
+    fn reads_whole(self) -> bool {
+        self.node().whole || self.node().first_child == 0
     }
 }
 
@@ -118,7 +176,7 @@ impl<'a> SparsePod<'a> {
     /// Reads `text` (one JSON value) with `fields` in the projection.
     pub fn read(text: &'a str, fields: &Fields) -> Result<SparsePod<'a>, serde_json::Error> {
         let mut deserializer = serde_json::Deserializer::from_str(text);
-        let (skeleton, projection) = Reader::new(fields).deserialize(&mut deserializer)?;
+        let (skeleton, projection) = Reader::new(fields.root()).deserialize(&mut deserializer)?;
         deserializer.end()?;
         Ok(SparsePod {
             skeleton,
@@ -263,16 +321,16 @@ fn write_object(
 /// Reads one value by its declared fields; the result is its skeleton and projection.
 #[derive(Clone, Copy)]
 struct Reader<'f> {
-    fields: &'f Fields,
+    fields: Field<'f>,
     /// The value should be a `[]` list (rather than one of its elements).
     list: bool,
 }
 
 impl<'f> Reader<'f> {
-    fn new(fields: &'f Fields) -> Self {
+    fn new(fields: Field<'f>) -> Self {
         Reader {
             fields,
-            list: fields.each,
+            list: fields.node().each,
         }
     }
 }
@@ -282,10 +340,19 @@ impl<'de> DeserializeSeed<'de> for Reader<'_> {
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
         if self.fields.reads_whole() {
-            return Ok((Skeleton::Whole, Value::deserialize(deserializer)?));
+            return read_whole(deserializer);
         }
         deserializer.deserialize_any(self)
     }
+}
+
+// Kept out of line, like the visitor's object and list methods: each nesting level of a
+// pod then costs the wasm stack one small frame, and a fresh instance touches fewer pages.
+#[inline(never)]
+fn read_whole<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<(Skeleton<'de>, Value), D::Error> {
+    Ok((Skeleton::Whole, Value::deserialize(deserializer)?))
 }
 
 fn whole<'a, E>(value: Value) -> Result<(Skeleton<'a>, Value), E> {
@@ -327,6 +394,7 @@ impl<'de> Visitor<'de> for Reader<'_> {
         whole(Value::Null)
     }
 
+    #[inline(never)]
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         if !self.list {
             let mut items = Vec::new();
@@ -350,6 +418,7 @@ impl<'de> Visitor<'de> for Reader<'_> {
         Ok((Skeleton::List(elements), Value::Array(items)))
     }
 
+    #[inline(never)]
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         if self.list {
             let mut tree = Map::new();
@@ -361,7 +430,7 @@ impl<'de> Visitor<'de> for Reader<'_> {
         let mut members: Vec<Member<'de>> = Vec::new();
         let mut tree = Map::new();
         while let Some(Key(key)) = map.next_key()? {
-            let slot = match self.fields.member(&key) {
+            let slot = match self.fields.child(&key) {
                 None => Slot::Text(map.next_value::<&'de RawValue>()?),
                 Some(fields) => {
                     let (skeleton, value) = map.next_value_seed(Reader::new(fields))?;
@@ -428,6 +497,30 @@ mod tests {
     fn round_trip(text: &str) -> Value {
         let pod = SparsePod::read(text, &fields()).unwrap();
         serde_json::from_slice(&pod.to_json().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn paths_beyond_the_capacity_are_read_whole_at_their_deepest_node() {
+        // The root, spec, and fifteen `f<i>.x` pairs fill the capacity exactly.
+        let full: Vec<&'static str> = (0..(Fields::CAPACITY - 2) / 2)
+            .map(|i| &*format!("spec.f{i}.x").leak())
+            .collect();
+        let text = r#"{"spec":{"f0":{"x":1,"y":2},"f1":{"x":1,"y":2},"g":3},"z":4}"#;
+        let whole: Value = serde_json::from_str(text).unwrap();
+        let read = |extra: &'static str| {
+            let fields = Fields::from_paths(full.iter().copied().chain([extra]));
+            let pod = SparsePod::read(text, &fields).unwrap();
+            let out: Value = serde_json::from_slice(&pod.to_json().unwrap()).unwrap();
+            assert_eq!(out, whole, "{extra}");
+            pod.projection().clone()
+        };
+        // f0.y has no room: f0 is read whole, f1 still only by x.
+        assert_eq!(
+            read("spec.f0.y"),
+            json!({"spec": {"f0": {"x": 1, "y": 2}, "f1": {"x": 1}}})
+        );
+        // g has no room: spec is read whole.
+        assert_eq!(read("spec.g"), json!({"spec": whole["spec"]}));
     }
 
     #[test]
