@@ -35,19 +35,16 @@ thread_local! {
     /// settings on every request, so a warm instance parses them once instead of once per
     /// evaluation. (Each wasm instance is single-threaded; host tests get one per thread.)
     static LAST_SETTINGS: RefCell<Option<(Box<str>, Rc<Settings>)>> = const { RefCell::new(None) };
-
-    /// The pod fields anything reads: the resolver's, the mutation's and the providers'.
-    static POD_FIELDS: Fields = Fields::from_paths(
-        RESOLVER_FIELDS
-            .iter()
-            .chain(mutate::POD_FIELDS)
-            .chain(providers::all().iter().flat_map(|p| {
-                let layout = p.native_layout().map_or(&[][..], |l| l.pod_fields());
-                p.pod_fields().iter().chain(layout)
-            }))
-            .copied(),
-    );
 }
+
+/// The pod fields anything reads: the resolver's, the mutation's and the providers'.
+const POD_FIELD_TREE: Fields =
+    Fields::from_lists(&[RESOLVER_FIELDS, mutate::POD_FIELDS]).and(&providers::POD_FIELDS);
+static POD_FIELDS: Fields = POD_FIELD_TREE;
+const _: () = assert!(
+    !POD_FIELD_TREE.overflowed(),
+    "the declared pod fields need more than Fields::CAPACITY nodes: raise it"
+);
 
 /// The pod fields [`pod_context`] reads.
 const RESOLVER_FIELDS: &[&str] = &[
@@ -237,7 +234,7 @@ pub fn evaluate_request<'a>(
 // would take a fresh instance's stack into one more page (a page fault per request).
 #[inline(never)]
 fn read_pod(text: &RawValue) -> serde_json::Result<SparsePod<'_>> {
-    POD_FIELDS.with(|fields| SparsePod::read(text.get(), fields))
+    SparsePod::read(text.get(), &POD_FIELDS)
 }
 
 #[inline(never)]

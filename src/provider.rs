@@ -158,11 +158,6 @@ pub trait NativeLayout: Sync {
     fn layout_keys(&self) -> &'static [&'static str] {
         &[]
     }
-    /// The pod fields [`NativeLayout::plan`] reads through [`PlanContext::pod`], as
-    /// paths such as `spec.nodeSelector`: only declared fields are in that view.
-    fn pod_fields(&self) -> &'static [&'static str] {
-        &[]
-    }
     /// Whether the webhook would have acted on this pod, from the resolved keys.
     fn enables(&self, keys: &ResolvedKeys) -> bool;
     /// The webhook's layout. `Ok(None)`: skipped, with the reason in `warnings`.
@@ -204,11 +199,6 @@ pub trait Provider: Sync {
         plan: &mut ProviderPlan,
         warnings: &mut Warnings,
     ) -> Result<(), String>;
-    /// The pod fields [`Provider::specialise`] reads through [`PlanContext::pod`] (see
-    /// [`NativeLayout::pod_fields`]).
-    fn pod_fields(&self) -> &'static [&'static str] {
-        &[]
-    }
     /// The webhook this provider can stand in for (`nativeAnnotations: true`).
     fn native_layout(&self) -> Option<&'static dyn NativeLayout> {
         None
@@ -349,7 +339,8 @@ pub fn token_volume(name: &str, path: &str, audience: &str, expiration: i64) -> 
 pub struct PlanContext<'a> {
     pub provider: &'static str,
     /// The pod as it came (read only), holding the fields the core and the providers
-    /// declare (`pod_fields`) and no others: layouts look at its name and node selector.
+    /// declare (`providers::POD_FIELDS`) and no others: layouts look at its name and node
+    /// selector.
     pub pod: &'a Value,
     pub mount_root: &'a str,
     pub audience: &'a str,

@@ -34,6 +34,8 @@ pub const INDEX_KEY: &str = "\u{0}index";
 pub struct Fields {
     nodes: [Node; Fields::CAPACITY],
     len: u8,
+    /// Some path did not fit.
+    overflowed: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -59,41 +61,83 @@ const EMPTY: Node = Node {
 impl Fields {
     pub const CAPACITY: usize = 32;
 
-    pub fn from_paths(paths: impl IntoIterator<Item = &'static str>) -> Fields {
-        let mut fields = Fields {
+    /// The tree of every path in `lists`; a `const fn`, so that a static's tree is built
+    /// by the compiler rather than in every fresh instance.
+    pub const fn from_lists(lists: &[&[&'static str]]) -> Fields {
+        Fields {
             nodes: [EMPTY; Fields::CAPACITY],
             len: 1,
-        };
-        for path in paths {
-            fields.add(path);
+            overflowed: false,
         }
-        fields
+        .and(lists)
     }
 
-    fn add(&mut self, path: &'static str) {
+    /// These fields and every path in `lists`.
+    pub const fn and(mut self, lists: &[&[&'static str]]) -> Fields {
+        let mut list = 0;
+        while list < lists.len() {
+            let mut path = 0;
+            while path < lists[list].len() {
+                self.add(lists[list][path]);
+                path += 1;
+            }
+            list += 1;
+        }
+        self
+    }
+
+    /// Whether some path did not fit, so that part of the pod is read whole.
+    pub const fn overflowed(&self) -> bool {
+        self.overflowed
+    }
+
+    pub const fn from_paths(paths: &[&'static str]) -> Fields {
+        Fields::from_lists(&[paths])
+    }
+
+    const fn add(&mut self, path: &'static str) {
         let mut at = 0;
-        for step in path.split('.') {
-            let (name, each) = match step.strip_suffix("[]") {
-                Some(name) => (name, true),
-                None => (step, false),
+        let mut rest = path.as_bytes();
+        while !rest.is_empty() {
+            let mut dot = 0;
+            while dot < rest.len() && rest[dot] != b'.' {
+                dot += 1;
+            }
+            let (mut step, tail) = rest.split_at(dot);
+            rest = match tail.split_first() {
+                Some((_, after_dot)) => after_dot,
+                None => tail,
             };
-            let next = match self.field(at).child(name) {
-                Some(child) => child.at,
-                None if usize::from(self.len) < Fields::CAPACITY => {
-                    let new = self.len;
-                    self.len += 1;
-                    self.nodes[usize::from(new)] = Node {
-                        name,
-                        next_sibling: self.nodes[at].first_child,
-                        ..EMPTY
-                    };
-                    self.nodes[at].first_child = new;
-                    usize::from(new)
+            let each =
+                step.len() >= 2 && step[step.len() - 2] == b'[' && step[step.len() - 1] == b']';
+            if each {
+                step = step.split_at(step.len() - 2).0;
+            }
+            let Ok(name) = core::str::from_utf8(step) else {
+                panic!("a field path is not UTF-8");
+            };
+            let mut child = self.nodes[at].first_child as usize;
+            while child != 0 && !same(self.nodes[child].name, name) {
+                child = self.nodes[child].next_sibling as usize;
+            }
+            if child == 0 {
+                if self.len as usize == Fields::CAPACITY {
+                    self.overflowed = true;
+                    break;
                 }
-                None => break,
-            };
-            at = next;
-            self.nodes[at].each |= each;
+                child = self.len as usize;
+                self.len += 1;
+                self.nodes[child] = Node {
+                    name,
+                    next_sibling: self.nodes[at].first_child,
+                    ..EMPTY
+                };
+                self.nodes[at].first_child = child as u8;
+            }
+            at = child;
+            if each {
+                self.nodes[at].each = true;
+            }
         }
         self.nodes[at].whole = true;
     }
@@ -112,6 +156,22 @@ impl Fields {
 struct Field<'f> {
     fields: &'f Fields,
     at: usize,
+}
+
+/// `a == b`, for `const fn`s.
+const fn same(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
 }
 
 impl<'f> Field<'f> {
@@ -485,7 +545,7 @@ mod tests {
     use serde_json::json;
 
     fn fields() -> Fields {
-        Fields::from_paths([
+        Fields::from_paths(&[
             "metadata.annotations",
             "metadata.name",
             "spec.volumes",
@@ -508,7 +568,9 @@ mod tests {
         let text = r#"{"spec":{"f0":{"x":1,"y":2},"f1":{"x":1,"y":2},"g":3},"z":4}"#;
         let whole: Value = serde_json::from_str(text).unwrap();
         let read = |extra: &'static str| {
-            let fields = Fields::from_paths(full.iter().copied().chain([extra]));
+            let paths: Vec<&'static str> = full.iter().copied().chain([extra]).collect();
+            let fields = Fields::from_paths(&paths);
+            assert!(fields.overflowed());
             let pod = SparsePod::read(text, &fields).unwrap();
             let out: Value = serde_json::from_slice(&pod.to_json().unwrap()).unwrap();
             assert_eq!(out, whole, "{extra}");

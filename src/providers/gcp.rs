@@ -8,6 +8,9 @@ use crate::provider::{
 use crate::warnings::Warnings;
 use serde_json::json;
 
+/// The pod fields this provider reads (see [`super::POD_FIELDS`]): none.
+pub const POD_FIELDS: &[&str] = &[];
+
 pub struct Gcp;
 
 const SERVICE_ACCOUNT: &str = "service-account";

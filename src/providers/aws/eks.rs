@@ -238,16 +238,16 @@ fn partition_of(region: &str) -> &'static str {
     .map_or("aws", |(_, partition)| partition)
 }
 
+/// The pod fields this layout reads: Windows pods (by node selector) get a `C:\` token
+/// path.
+pub const POD_FIELDS: &[&str] = &["spec.nodeSelector"];
+
 impl NativeLayout for Eks {
     fn name(&self) -> &'static str {
         "eks"
     }
     fn settings_fields(&self) -> &'static [SettingField] {
         FIELDS
-    }
-    fn pod_fields(&self) -> &'static [&'static str] {
-        // Windows pods (by node selector) get a `C:\` token path.
-        &["spec.nodeSelector"]
     }
     fn native_keys(&self, settings: &FieldValues) -> Vec<NativeKey> {
         use LevelKind::{Pod, ServiceAccount};

@@ -3,6 +3,9 @@
 mod eks;
 pub mod keys;
 
+/// The pod fields this provider reads (see [`super::POD_FIELDS`]): its layout's.
+pub const POD_FIELDS: &[&str] = eks::POD_FIELDS;
+
 use self::keys::{
     MISSING_REGION, REGION, REGION_VARS, ROLE_ARN, ROLE_SESSION_NAME, STS_REGIONAL_ENDPOINTS,
 };

@@ -195,16 +195,16 @@ fn native(
     }
 }
 
+/// The pod fields this layout reads: the volume name hashes the pod's name, and the proxy
+/// refuses host networking.
+pub const POD_FIELDS: &[&str] = &["metadata.name", "metadata.generateName", "spec.hostNetwork"];
+
 impl NativeLayout for Azwi {
     fn name(&self) -> &'static str {
         "azwi"
     }
     fn settings_fields(&self) -> &'static [SettingField] {
         FIELDS
-    }
-    fn pod_fields(&self) -> &'static [&'static str] {
-        // The volume name hashes the pod's name; the proxy refuses host networking.
-        &["metadata.name", "metadata.generateName", "spec.hostNetwork"]
     }
     fn native_keys(&self, _settings: &FieldValues) -> Vec<NativeKey> {
         use LevelKind::{Pod, ServiceAccount};

@@ -3,6 +3,9 @@
 mod azwi;
 pub mod keys;
 
+/// The pod fields this provider reads (see [`super::POD_FIELDS`]): its layout's.
+pub const POD_FIELDS: &[&str] = azwi::POD_FIELDS;
+
 use self::keys::{AUTHORITY_HOST, CLIENT_ID, TENANT_ID};
 use crate::keys::{KeyDef, KeyKind};
 use crate::provider::{
