@@ -271,10 +271,7 @@ fn evaluate_pod<'a>(
     }
     let compared_whole = mutate::compared_whole(&plans);
     for list in ["containers", "initContainers"] {
-        let read = pod.read_whole(&["spec", list], |c| {
-            compared_whole.contains(c.get("name").and_then(Value::as_str).unwrap_or(""))
-        });
-        if let Err(e) = read {
+        if let Err(e) = pod.read_whole(&["spec", list], &compared_whole) {
             let message = format!("cwii: cannot read the pod's spec.{list}: {e}");
             return reject(Denial { message, code: 400 }, warnings);
         }

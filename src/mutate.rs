@@ -25,14 +25,15 @@ pub const POD_FIELDS: &[&str] = &[
     "spec.initContainers[].volumeMounts",
 ];
 
-/// The names of the containers the plans add: [`apply`] compares an existing container of
-/// such a name with the planned one as a whole, and may replace it.
-pub fn compared_whole(plans: &[ProviderPlan]) -> BTreeSet<&str> {
-    plans
+/// Whether a container is one [`apply`] compares with a planned one as a whole (and may
+/// replace): it has the name of a container the plans add.
+pub fn compared_whole(plans: &[ProviderPlan]) -> impl Fn(&Value) -> bool + '_ {
+    let names: BTreeSet<&str> = plans
         .iter()
         .flat_map(|p| &p.containers)
         .map(|c| name_of(&c.value))
-        .collect()
+        .collect();
+    move |container| names.contains(name_of(container))
 }
 
 fn malformed(message: String) -> Denial {

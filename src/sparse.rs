@@ -15,6 +15,7 @@
 //! tree. A value of another type than the declaration expects (an array for an object, a
 //! string for a list) is read whole, so the core's shape checks see it as it is.
 
+use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -27,9 +28,9 @@ use std::fmt;
 pub const INDEX_KEY: &str = "\u{0}index";
 
 /// A tree of fields to read, from paths such as `metadata.annotations` or
-/// `spec.containers[].env`. Held inline, without allocating: a fresh instance builds it
-/// for every request. Beyond [`Fields::CAPACITY`] nodes, a path's deepest node that fits
-/// is read whole instead — slower, never wrong.
+/// `spec.containers[].env`. Held inline and built by `const fn`s, so that a static's tree
+/// costs a fresh instance nothing. Beyond [`Fields::CAPACITY`] nodes, a path's deepest node
+/// that fits is read whole instead — slower, never wrong ([`Fields::overflowed`] tells).
 #[derive(Debug, Clone, Copy)]
 pub struct Fields {
     nodes: [Node; Fields::CAPACITY],
@@ -116,10 +117,7 @@ impl Fields {
             let Ok(name) = core::str::from_utf8(step) else {
                 panic!("a field path is not UTF-8");
             };
-            let mut child = self.nodes[at].first_child as usize;
-            while child != 0 && !same(self.nodes[child].name, name) {
-                child = self.nodes[child].next_sibling as usize;
-            }
+            let mut child = self.child_of(at, name);
             if child == 0 {
                 if self.len as usize == Fields::CAPACITY {
                     self.overflowed = true;
@@ -140,6 +138,15 @@ impl Fields {
             }
         }
         self.nodes[at].whole = true;
+    }
+
+    /// The node named `name` under node `at`, or 0.
+    const fn child_of(&self, at: usize, name: &str) -> usize {
+        let mut child = self.nodes[at].first_child as usize;
+        while child != 0 && !same(self.nodes[child].name, name) {
+            child = self.nodes[child].next_sibling as usize;
+        }
+        child
     }
 
     fn root(&self) -> Field<'_> {
@@ -180,15 +187,10 @@ impl<'f> Field<'f> {
     }
 
     fn child(self, key: &str) -> Option<Field<'f>> {
-        let mut next = self.node().first_child;
-        while next != 0 {
-            let child = self.fields.field(usize::from(next));
-            if child.node().name == key {
-                return Some(child);
-            }
-            next = child.node().next_sibling;
+        match self.fields.child_of(self.at, key) {
+            0 => None,
+            at => Some(self.fields.field(at)),
         }
-        None
     }
 
     fn reads_whole(self) -> bool {
@@ -457,11 +459,7 @@ impl<'de> Visitor<'de> for Reader<'_> {
     #[inline(never)]
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         if !self.list {
-            let mut items = Vec::new();
-            while let Some(item) = seq.next_element::<Value>()? {
-                items.push(item);
-            }
-            return whole(Value::Array(items));
+            return whole(Value::deserialize(SeqAccessDeserializer::new(seq))?);
         }
         let element = Reader {
             fields: self.fields,
@@ -481,11 +479,7 @@ impl<'de> Visitor<'de> for Reader<'_> {
     #[inline(never)]
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         if self.list {
-            let mut tree = Map::new();
-            while let Some((key, value)) = map.next_entry::<String, Value>()? {
-                tree.insert(key, value);
-            }
-            return whole(Value::Object(tree));
+            return whole(Value::deserialize(MapAccessDeserializer::new(map))?);
         }
         let mut members: Vec<Member<'de>> = Vec::new();
         let mut tree = Map::new();
