@@ -6,7 +6,7 @@ use crate::mutate;
 use crate::plan;
 use crate::provider::{Denial, ProviderPlan};
 use crate::providers;
-use crate::resolve::{self, PodContext};
+use crate::resolve::{self, PodContext, StringMap};
 use crate::settings::Settings;
 use crate::sparse::{Fields, SparsePod};
 use crate::warnings::Warnings;
@@ -65,9 +65,12 @@ fn settings_for(text: &str) -> Result<Rc<Settings>, String> {
     if let Some(settings) = cached {
         return Ok(settings);
     }
-    let settings = Rc::new(Settings::from_slice(text.as_bytes(), providers::all())?);
-    LAST_SETTINGS.set(Some((text.into(), Rc::clone(&settings))));
-    Ok(settings)
+    // Kept for the next evaluations: outside the evaluation's arena.
+    crate::arena::persistent(|| {
+        let settings = Rc::new(Settings::from_slice(text.as_bytes(), providers::all())?);
+        LAST_SETTINGS.set(Some((text.into(), Rc::clone(&settings))));
+        Ok(settings)
+    })
 }
 
 #[derive(Deserialize, Default)]
@@ -175,6 +178,20 @@ pub fn evaluate_answer<'a>(payload: &'a [u8], lookup: &mut dyn Lookup) -> Answer
     }
 }
 
+/// The `validate` export's answer as JSON text, worked out on the evaluation arena
+/// ([`crate::arena`]): the text is copied out, the rest is taken back in one go.
+pub fn validate_text(payload: &[u8], lookup: &mut dyn Lookup) -> Result<Vec<u8>, String> {
+    crate::arena::evaluation(
+        || {
+            let answer = evaluate_answer(payload, lookup);
+            let text = answer.to_json().map_err(|e| e.to_string());
+            crate::arena::discard(answer);
+            text
+        },
+        |text| text.map(|t| t.to_vec()).map_err(|e| e.clone()),
+    )
+}
+
 /// Settings validated against every provider's description.
 pub fn parse_settings(value: Value) -> Result<Settings, String> {
     Settings::from_value(value, providers::all())
@@ -245,9 +262,11 @@ fn evaluate_pod<'a>(
     lookup: &mut dyn Lookup,
 ) -> Answer<'a> {
     let mut warnings = Warnings::default();
-    let context = pod_context(pod.projection(), request_namespace);
     let all = providers::all();
-    let enabled = match resolve::resolve(&context, settings, all, lookup, &mut warnings) {
+    let context = pod_context(pod.projection(), request_namespace);
+    let resolved = resolve::resolve(&context, settings, all, lookup, &mut warnings);
+    drop(context);
+    let enabled = match resolved {
         Ok(enabled) => enabled,
         Err(denial) => return reject(denial, warnings),
     };
@@ -290,7 +309,7 @@ fn evaluate_pod<'a>(
 }
 
 /// What the resolver needs, read leniently from the untyped pod.
-pub fn pod_context(pod: &Value, request_namespace: &str) -> PodContext {
+pub fn pod_context<'a>(pod: &'a Value, request_namespace: &str) -> PodContext<'a> {
     let metadata = pod.get("metadata");
     let namespace = [
         request_namespace,
@@ -303,17 +322,12 @@ pub fn pod_context(pod: &Value, request_namespace: &str) -> PodContext {
     .find(|ns| !ns.is_empty())
     .unwrap_or("default")
     .to_string();
-    // String values only: anything else is not an annotation or label Kubernetes accepts.
-    let string_map = |field: &str| -> BTreeMap<String, String> {
-        metadata
-            .and_then(|m| m.get(field))
-            .and_then(Value::as_object)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
-                    .collect()
-            })
-            .unwrap_or_default()
+    let string_map = |field: &str| {
+        StringMap::InPod(
+            metadata
+                .and_then(|m| m.get(field))
+                .and_then(Value::as_object),
+        )
     };
     let annotations = string_map("annotations");
     let labels = string_map("labels");

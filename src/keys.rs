@@ -125,6 +125,22 @@ pub fn parse_value(kind: KeyKind, raw: &str) -> Option<KeyValue> {
     }
 }
 
+/// Whether [`parse_value`] would give a value, without building it.
+pub fn is_explicit(kind: KeyKind, raw: &str) -> bool {
+    let trimmed = raw.trim();
+    match kind {
+        KeyKind::Bool => {
+            trimmed.eq_ignore_ascii_case("true") || trimmed.eq_ignore_ascii_case("false")
+        }
+        KeyKind::Seconds => trimmed.parse::<i64>().is_ok(),
+        KeyKind::Text => !trimmed.is_empty(),
+        KeyKind::Names => trimmed.split([',', ';']).any(|n| !n.trim().is_empty()),
+        KeyKind::Choice(words) => words
+            .iter()
+            .any(|(spelling, _)| spelling.eq_ignore_ascii_case(trimmed)),
+    }
+}
+
 /// The distinct canonical words of a choice, in order.
 pub fn canonical_words(words: &[(&'static str, &'static str)]) -> Vec<&'static str> {
     let mut out: Vec<&'static str> = Vec::new();
@@ -235,6 +251,51 @@ mod tests {
             expected(kind),
             "expected one of downward-api, init-container"
         );
+    }
+
+    #[test]
+    fn is_explicit_agrees_with_parse_value() {
+        let choice = KeyKind::Choice(&[("a-b", "a-b"), ("aB", "a-b"), ("c", "c")]);
+        let kinds = [
+            KeyKind::Bool,
+            KeyKind::Seconds,
+            KeyKind::Text,
+            KeyKind::Names,
+            choice,
+        ];
+        let raws = [
+            "",
+            " ",
+            "true",
+            " TRUE ",
+            "False",
+            "yes",
+            "1",
+            "-5",
+            "+7",
+            "1h",
+            "9".repeat(30).leak(),
+            "a",
+            " ,; ",
+            "a, b;c",
+            ";x",
+            "A-B",
+            "ab",
+            "aB",
+            " c ",
+            "\u{a0}",
+            "\t\n",
+            "é",
+        ];
+        for kind in kinds {
+            for raw in raws {
+                assert_eq!(
+                    is_explicit(kind, raw),
+                    parse_value(kind, raw).is_some(),
+                    "{kind:?} {raw:?}"
+                );
+            }
+        }
     }
 
     #[test]

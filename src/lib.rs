@@ -15,6 +15,7 @@
 //! The waPC exports below are the only wasm-specific code.
 
 pub mod admission;
+pub mod arena;
 pub mod keys;
 pub mod lookup;
 pub mod mutate;
@@ -44,7 +45,7 @@ pub extern "C" fn wapc_init() {
 }
 
 fn validate(payload: &[u8]) -> guest::CallResult {
-    Ok(admission::evaluate_answer(payload, &mut lookup::HostLookup).to_json()?)
+    Ok(admission::validate_text(payload, &mut lookup::HostLookup)?)
 }
 
 fn validate_settings(payload: &[u8]) -> guest::CallResult {

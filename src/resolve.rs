@@ -11,8 +11,34 @@ use crate::provider::{
 };
 use crate::settings::{LookupFailure, Settings};
 use crate::warnings::Warnings;
+use serde_json::{Map, Value};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+
+/// The annotations or labels of one object, looked up by key.
+#[derive(Debug, Clone)]
+pub enum StringMap<'a> {
+    /// The pod's, borrowed where they are in its JSON. Only string values count: nothing
+    /// else is an annotation or label Kubernetes accepts.
+    InPod(Option<&'a Map<String, Value>>),
+    /// A looked-up object's, as its lookup parsed them.
+    Owned(BTreeMap<String, String>),
+}
+
+impl Default for StringMap<'_> {
+    fn default() -> Self {
+        Self::InPod(None)
+    }
+}
+
+impl StringMap<'_> {
+    pub fn get(&self, key: &str) -> Option<&str> {
+        match self {
+            Self::InPod(map) => map.and_then(|m| m.get(key)).and_then(Value::as_str),
+            Self::Owned(map) => map.get(key).map(String::as_str),
+        }
+    }
+}
 
 /// The annotations (and, for the pod, labels) of one object; the pod's are borrowed.
 #[derive(Debug, Clone)]
@@ -20,16 +46,16 @@ pub struct Level<'a> {
     pub kind: LevelKind,
     /// `pod`, or the object, e.g. `Deployment apps/web`.
     pub label: Cow<'static, str>,
-    pub annotations: Cow<'a, BTreeMap<String, String>>,
-    pub labels: Cow<'a, BTreeMap<String, String>>,
+    pub annotations: StringMap<'a>,
+    pub labels: StringMap<'a>,
 }
 
 /// What the resolver needs to know about the pod.
 #[derive(Debug, Clone, Default)]
-pub struct PodContext {
+pub struct PodContext<'a> {
     pub namespace: String,
-    pub annotations: BTreeMap<String, String>,
-    pub labels: BTreeMap<String, String>,
+    pub annotations: StringMap<'a>,
+    pub labels: StringMap<'a>,
     pub owner_references: Vec<OwnerReference>,
     /// `spec.serviceAccountName`, or `default` when empty.
     pub service_account: String,
@@ -45,7 +71,7 @@ pub struct Enabled {
 
 /// Resolves every enabled provider, looking objects up only as far as needed.
 pub fn resolve(
-    pod: &PodContext,
+    pod: &PodContext<'_>,
     settings: &Settings,
     providers: &[&'static dyn Provider],
     lookup: &mut dyn Lookup,
@@ -61,8 +87,8 @@ pub fn resolve(
     let mut levels = vec![Level {
         kind: LevelKind::Pod,
         label: Cow::Borrowed("pod"),
-        annotations: Cow::Borrowed(&pod.annotations),
-        labels: Cow::Borrowed(&pod.labels),
+        annotations: pod.annotations.clone(),
+        labels: pod.labels.clone(),
     }];
 
     for step in [Step::Owner, Step::ServiceAccount, Step::Namespace] {
@@ -246,17 +272,22 @@ impl KeyTable {
     /// answered by an earlier level or does not decide the layout. `settings.defaults` never
     /// counts here.
     fn settled(&self, levels: &[Level], next: LevelKind) -> bool {
+        let native_answered = |suffix: &str| {
+            self.native.iter().any(|n| {
+                n.suffix == suffix
+                    && levels
+                        .iter()
+                        .any(|l| l.kind == n.level && native_raw(l, n).and_then(n.parse).is_some())
+            })
+        };
         let answered = |suffix: &str| {
             self.entries()
-                .any(|(def, key)| def.suffix == suffix && explicit(levels, key, def).is_some())
-                || self.native.iter().any(|n| {
-                    n.suffix == suffix
-                        && levels.iter().any(|l| {
-                            l.kind == n.level && native_raw(l, n).and_then(n.parse).is_some()
-                        })
-                })
+                .any(|(def, key)| def.suffix == suffix && is_explicit(levels, key, def))
+                || native_answered(suffix)
         };
-        self.keys.iter().all(|(def, _)| answered(def.suffix))
+        // Suffixes are unique within a provider: each key is its own entry.
+        self.entries()
+            .all(|(def, key)| is_explicit(levels, key, def) || native_answered(def.suffix))
             && self
                 .native
                 .iter()
@@ -366,7 +397,6 @@ fn native_raw<'l>(level: &'l Level, native: &NativeKey) -> Option<&'l str> {
         NativeSource::Annotation => level.annotations.get(&native.key),
         NativeSource::Label => level.labels.get(&native.key),
     }
-    .map(String::as_str)
 }
 
 /// The first explicit `cwii.dev/` value of a key on the visited annotation levels, silently.
@@ -375,6 +405,15 @@ fn explicit(levels: &[Level], key: &str, def: KeyDef) -> Option<KeyValue> {
         l.annotations
             .get(key)
             .and_then(|raw| keys::parse_value(def.kind, raw))
+    })
+}
+
+/// Whether some visited level has an explicit `cwii.dev/` value of a key (nothing parsed).
+fn is_explicit(levels: &[Level], key: &str, def: KeyDef) -> bool {
+    levels.iter().any(|l| {
+        l.annotations
+            .get(key)
+            .is_some_and(|raw| keys::is_explicit(def.kind, raw))
     })
 }
 
@@ -395,8 +434,8 @@ fn fetch_level(
             Level {
                 kind,
                 label: Cow::Owned(object.to_string()),
-                annotations: Cow::Owned(annotations),
-                labels: Cow::Owned(BTreeMap::new()),
+                annotations: StringMap::Owned(annotations),
+                labels: StringMap::Owned(BTreeMap::new()),
             },
             owner_references,
         ))),
@@ -444,7 +483,7 @@ fn plural(kind: &str) -> String {
 /// The pod's controller owner (else its first owner of a known kind), and for a ReplicaSet or
 /// Job its own Deployment or CronJob controller. The top object comes first: it wins per key.
 fn owner_levels(
-    pod: &PodContext,
+    pod: &PodContext<'_>,
     settings: &Settings,
     lookup: &mut dyn Lookup,
     warnings: &mut Warnings,

@@ -1,7 +1,9 @@
 //! Scenario tests of one whole evaluation (resolve → plan → mutate) against an in-memory
 //! cluster. They run on the host and, compiled to wasm32-wasip1, inside wasmtime.
 
-use crate::admission::{evaluate, evaluate_request, AdmissionRequest, GroupVersionKind};
+use crate::admission::{
+    evaluate, evaluate_answer, evaluate_request, validate_text, AdmissionRequest, GroupVersionKind,
+};
 use crate::lookup::InMemoryLookup;
 use crate::plan::may_print_credential;
 use crate::settings::Settings;
@@ -1873,4 +1875,37 @@ fn lookup_budget_of_the_benchmark_scenarios() {
         &mut lookup,
     );
     assert!(lookup.calls.is_empty(), "{:?}", lookup.call_log());
+}
+
+#[test]
+fn answers_worked_out_on_the_arena_are_the_answers() {
+    // In wasm the arena is the global allocator: alternating pods and settings makes each
+    // evaluation reuse memory the one before wrote, so anything kept across evaluations
+    // (the settings cache) that lived in it would show here as a wrong answer.
+    let payload = |pod: Value, settings: Value| {
+        json!({"request": {"kind": {"kind": "Pod"}, "operation": "CREATE", "object": pod}, "settings": settings})
+            .to_string()
+    };
+    let cases = [
+        payload(pod(AZ_OK), json!({"mountRoot": "/one"})),
+        payload(pod(AZ_OK), json!({"mountRoot": "/one"})),
+        payload(pod(&[]), json!({"mountRoot": "/one"})),
+        payload(pod(AZ_OK), json!(null)),
+        payload(pod(AZ_OK), json!({"mountRoot": "/two"})),
+        "not json".to_string(),
+        payload(pod(AZ_OK), json!({"mountRoot": "x"})),
+    ];
+    for _ in 0..3 {
+        for case in &cases {
+            let text = validate_text(case.as_bytes(), &mut InMemoryLookup::new()).unwrap();
+            let expected = evaluate_answer(case.as_bytes(), &mut InMemoryLookup::new())
+                .to_json()
+                .unwrap();
+            assert_eq!(
+                String::from_utf8(text).unwrap(),
+                String::from_utf8(expected).unwrap()
+            );
+        }
+    }
+    assert!(!crate::arena::bumping());
 }
