@@ -160,30 +160,40 @@ pub fn evaluate(payload: &[u8], lookup: &mut dyn Lookup) -> ValidationResponse {
 
 /// The `validate` export: never fails, every problem becomes an answer.
 pub fn evaluate_answer<'a>(payload: &'a [u8], lookup: &mut dyn Lookup) -> Answer<'a> {
-    let payload: Payload = match serde_json::from_slice(payload) {
-        Ok(payload) => payload,
-        Err(e) => {
-            return reject(
-                Denial {
-                    message: format!("cwii: cannot read the admission request: {e}"),
-                    code: 400,
-                },
-                Warnings::default(),
-            )
-        }
-    };
-    match settings_for(payload.settings.map_or("null", RawValue::get)) {
-        Ok(settings) => evaluate_request(payload.request, &settings, lookup),
-        Err(message) => reject(Denial { message, code: 500 }, Warnings::default()),
+    match read_payload(payload) {
+        Ok((request, settings)) => evaluate_request(request, &settings, lookup),
+        Err(denial) => reject(denial, Warnings::default()),
     }
 }
 
-/// The `validate` export's answer as JSON text, worked out on the evaluation arena
-/// ([`crate::arena`]): the text is copied out, the rest is taken back in one go.
+/// The request and its settings, or why they are refused.
+fn read_payload(payload: &[u8]) -> Result<(AdmissionRequest<'_>, Rc<Settings>), Denial> {
+    let payload: Payload = serde_json::from_slice(payload).map_err(|e| Denial {
+        message: format!("cwii: cannot read the admission request: {e}"),
+        code: 400,
+    })?;
+    match settings_for(payload.settings.map_or("null", RawValue::get)) {
+        Ok(settings) => Ok((payload.request, settings)),
+        Err(message) => Err(Denial { message, code: 500 }),
+    }
+}
+
+/// The `validate` export's answer as JSON text. The evaluation proper runs on the arena
+/// ([`crate::arena`]): its answer's text is copied out, the rest taken back in one go. The
+/// payload and the settings are read before it, on the system allocator: the settings
+/// parsed are kept for the next evaluations.
 pub fn validate_text(payload: &[u8], lookup: &mut dyn Lookup) -> Result<Vec<u8>, String> {
+    let (request, settings) = match read_payload(payload) {
+        Ok(read) => read,
+        Err(denial) => {
+            return reject(denial, Warnings::default())
+                .to_json()
+                .map_err(|e| e.to_string())
+        }
+    };
     crate::arena::evaluation(
         || {
-            let answer = evaluate_answer(payload, lookup);
+            let answer = evaluate_request(request, &settings, lookup);
             let text = answer.to_json().map_err(|e| e.to_string());
             crate::arena::discard(answer);
             text
