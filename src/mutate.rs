@@ -126,17 +126,34 @@ pub fn apply(
     let mut changed = false;
     upsert_volumes(spec, plans, warnings, &mut changed);
     place_containers(spec, plans, warnings, &mut changed);
-    // Each plan's mounts and env as JSON, built once rather than once per container.
-    let desired: Vec<DesiredJson> = plans.iter().map(DesiredJson::of).collect();
+    // Each plan's mounts and env as JSON, built once rather than once per container, and
+    // moved (not copied) into the last container that takes them.
+    let mut desired: Vec<DesiredJson> = plans.iter().map(DesiredJson::of).collect();
+    let receives = |plan: &ProviderPlan, list: &str, container: &Value| {
+        is_target(list, container) && !plan.skip_containers.iter().any(|s| s == name_of(container))
+    };
+    for (plan, json) in plans.iter().zip(&mut desired) {
+        json.uses_left = ["containers", "initContainers"]
+            .iter()
+            .filter_map(|list| Some((*list, spec.get(*list)?.as_array()?)))
+            .map(|(list, containers)| {
+                containers
+                    .iter()
+                    .filter(|c| receives(plan, list, c))
+                    .count()
+            })
+            .sum();
+    }
     for list in ["containers", "initContainers"] {
         let Some(containers) = spec.get_mut(list).and_then(Value::as_array_mut) else {
             continue;
         };
-        for container in containers.iter_mut().filter(|c| is_target(list, c)) {
-            for (plan, json) in plans.iter().zip(&desired) {
-                if plan.skip_containers.iter().any(|s| s == name_of(container)) {
+        for container in containers.iter_mut() {
+            for (plan, json) in plans.iter().zip(&mut desired) {
+                if !receives(plan, list, container) {
                     continue;
                 }
+                json.uses_left -= 1;
                 inject_container(container, plan, json, warnings, &mut changed);
             }
         }
@@ -344,6 +361,19 @@ fn place_containers(
 struct DesiredJson {
     mounts: Vec<Value>,
     env: Vec<Value>,
+    /// Containers still to receive them after the current one: at 0 they are moved in.
+    uses_left: usize,
+}
+
+impl DesiredJson {
+    /// A copy of `value` for the container, or `value` itself for the last container.
+    fn give(uses_left: usize, value: &mut Value) -> Value {
+        if uses_left == 0 {
+            std::mem::take(value)
+        } else {
+            value.clone()
+        }
+    }
 }
 
 impl DesiredJson {
@@ -355,6 +385,7 @@ impl DesiredJson {
                 .iter()
                 .map(|(name, value)| json!({"name": name, "value": value}))
                 .collect(),
+            uses_left: 0,
         }
     }
 }
@@ -362,7 +393,7 @@ impl DesiredJson {
 fn inject_container(
     container: &mut Value,
     plan: &ProviderPlan,
-    json: &DesiredJson,
+    json: &mut DesiredJson,
     warnings: &mut Warnings,
     changed: &mut bool,
 ) {
@@ -381,7 +412,8 @@ fn inject_container(
     let Some(mounts) = array_field(object, "volumeMounts", changed) else {
         return;
     };
-    for (mount, desired) in plan.mounts.iter().zip(&json.mounts) {
+    let uses_left = json.uses_left;
+    for (mount, desired) in plan.mounts.iter().zip(&mut json.mounts) {
         let at_path = mounts.iter_mut().find(|m| {
             same_path(
                 m.get("mountPath").and_then(Value::as_str).unwrap_or(""),
@@ -392,12 +424,12 @@ fn inject_container(
             // check_mount_clashes made sure it mounts our volume; make it exactly ours.
             Some(existing) => {
                 if existing != desired {
-                    *existing = desired.clone();
+                    *existing = DesiredJson::give(uses_left, desired);
                     *changed = true;
                 }
             }
             None => {
-                mounts.push(desired.clone());
+                mounts.push(DesiredJson::give(uses_left, desired));
                 *changed = true;
             }
         }
@@ -405,7 +437,7 @@ fn inject_container(
     let Some(env) = array_field(object, "env", changed) else {
         return;
     };
-    let desired = &json.env;
+    let desired = &mut json.env;
     let defines = |env: &[Value], name: &str| env.iter().any(|e| name_of(e) == name);
     // Groups are decided on the container as it came, before anything is added.
     let mut withheld: Vec<&str> = Vec::new();
@@ -443,7 +475,7 @@ fn inject_container(
                 plan.provider
             )),
             None => {
-                env.push(desired[index].clone());
+                env.push(DesiredJson::give(uses_left, &mut desired[index]));
                 *changed = true;
             }
         }
