@@ -305,9 +305,10 @@ fn evaluate_pod<'a>(
             return reject(Denial { message, code: 400 }, warnings);
         }
     }
+    drop(compared_whole);
     // The pod is edited in place; apply reports whether any edit was made.
     let names = providers::names();
-    let changed = match mutate::apply(pod.projection_mut(), &plans, &names, &mut warnings) {
+    let changed = match mutate::apply(pod.projection_mut(), &mut plans, &names, &mut warnings) {
         Ok(changed) => changed,
         Err(denial) => return reject(denial, warnings),
     };

@@ -112,9 +112,11 @@ fn is_target(list: &str, container: &Value) -> bool {
 /// the pod untouched, when a container already mounts something else at a provider's path.
 ///
 /// `known_providers` are the names an earlier `cwii.dev/injected` may keep.
+/// The plans' volumes are moved into the pod (what is left of them is not a plan to apply
+/// again).
 pub fn apply(
     pod: &mut Value,
-    plans: &[ProviderPlan],
+    plans: &mut [ProviderPlan],
     known_providers: &[&str],
     warnings: &mut Warnings,
 ) -> Result<bool, Denial> {
@@ -125,6 +127,7 @@ pub fn apply(
     };
     let mut changed = false;
     upsert_volumes(spec, plans, warnings, &mut changed);
+    let plans: &[ProviderPlan] = plans;
     place_containers(spec, plans, warnings, &mut changed);
     // Each plan's mounts and env as JSON, built once rather than once per container, and
     // moved (not copied) into the last container that takes them.
@@ -225,7 +228,7 @@ fn array_field<'a>(
 
 fn upsert_volumes(
     spec: &mut Map<String, Value>,
-    plans: &[ProviderPlan],
+    plans: &mut [ProviderPlan],
     warnings: &mut Warnings,
     changed: &mut bool,
 ) {
@@ -233,8 +236,8 @@ fn upsert_volumes(
         return;
     };
     let mut inserted_first = 0;
-    for planned in plans.iter().flat_map(|p| &p.volumes) {
-        let desired = &planned.value;
+    for planned in plans.iter_mut().flat_map(|p| &mut p.volumes) {
+        let desired = &mut planned.value;
         let name = name_of(desired).to_string();
         let mut seen = false;
         let mut replaced = false;
@@ -249,17 +252,17 @@ fn upsert_volumes(
             }
             seen = true;
             if existing != desired {
-                *existing = desired.clone();
+                *existing = std::mem::take(desired);
                 replaced = true;
             }
             true
         });
         if !seen {
             if planned.first {
-                volumes.insert(inserted_first, desired.clone());
+                volumes.insert(inserted_first, std::mem::take(desired));
                 inserted_first += 1;
             } else {
-                volumes.push(desired.clone());
+                volumes.push(std::mem::take(desired));
             }
             *changed = true;
         }

@@ -11,6 +11,7 @@ use crate::provider::{
 use crate::settings::{Settings, MIN_TOKEN_EXPIRATION_SECONDS};
 use crate::warnings::Warnings;
 use serde_json::Value;
+use std::borrow::Cow;
 
 /// Text appended to a non-enforcing verify check.
 pub const NON_ENFORCING_SUFFIX: &str =
@@ -147,13 +148,13 @@ pub fn build_plan(
 }
 
 /// Where each resolved key came from: `level`, or `level(native key)`.
-fn key_sources(keys: &ResolvedKeys) -> Vec<(&'static str, String)> {
+fn key_sources(keys: &ResolvedKeys) -> Vec<(&'static str, Cow<'static, str>)> {
     keys.iter()
         .map(|(suffix, r)| {
             let level = r.source.as_str();
             let source = match &r.native_key {
-                Some(k) => format!("{level}({k})"),
-                None => level.to_string(),
+                Some(k) => Cow::Owned(format!("{level}({k})")),
+                None => Cow::Borrowed(level),
             };
             (suffix, source)
         })

@@ -293,8 +293,9 @@ pub struct ProviderPlan {
     pub marker: bool,
     /// Containers that receive neither mounts nor env.
     pub skip_containers: Vec<String>,
-    /// For the audit annotation: key suffix → where its value came from.
-    pub sources: Vec<(&'static str, String)>,
+    /// For the audit annotation: key suffix → where its value came from (a level's name,
+    /// borrowed, unless a webhook's key says more).
+    pub sources: Vec<(&'static str, std::borrow::Cow<'static, str>)>,
 }
 
 impl ProviderPlan {

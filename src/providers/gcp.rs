@@ -143,26 +143,41 @@ impl Provider for Gcp {
     }
 }
 
-/// The external-account credentials file, built by the JSON serializer so that no
-/// annotation value can change its structure.
+/// The external-account credentials file, written by the JSON serializer so that no
+/// annotation value can change its structure. Members in name order (as a JSON object
+/// map sorts them), so the file is byte for byte what earlier versions wrote.
 pub fn credentials_json(audience: &str, token_file: &str, service_account: Option<&str>) -> String {
-    let mut creds = json!({
-        "type": "external_account",
-        "audience": audience,
-        "subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
-        "token_url": "https://sts.googleapis.com/v1/token",
-        "token_info_url": "https://sts.googleapis.com/v1/introspect",
-        "credential_source": {"file": token_file},
-    });
-    if let (Some(gsa), Some(map)) = (service_account, creds.as_object_mut()) {
-        map.insert(
-            "service_account_impersonation_url".into(),
-            json!(format!(
-                "https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/{gsa}:generateAccessToken"
-            )),
-        );
+    #[derive(serde::Serialize)]
+    struct CredentialSource<'a> {
+        file: &'a str,
     }
-    creds.to_string()
+    #[derive(serde::Serialize)]
+    struct ExternalAccount<'a> {
+        audience: &'a str,
+        credential_source: CredentialSource<'a>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        service_account_impersonation_url: Option<String>,
+        subject_token_type: &'static str,
+        token_info_url: &'static str,
+        token_url: &'static str,
+        #[serde(rename = "type")]
+        kind: &'static str,
+    }
+    let creds = ExternalAccount {
+        audience,
+        credential_source: CredentialSource { file: token_file },
+        service_account_impersonation_url: service_account.map(|gsa| {
+            format!(
+                "https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/{gsa}:generateAccessToken"
+            )
+        }),
+        subject_token_type: "urn:ietf:params:oauth:token-type:jwt",
+        token_info_url: "https://sts.googleapis.com/v1/introspect",
+        token_url: "https://sts.googleapis.com/v1/token",
+        kind: "external_account",
+    };
+    // Serialising borrowed strings into a String cannot fail.
+    serde_json::to_string(&creds).unwrap_or_default()
 }
 
 fn check_delivery(mode: &str) -> Result<(), String> {
@@ -173,5 +188,51 @@ fn check_delivery(mode: &str) -> Result<(), String> {
             keys::quote_for_message(mode),
             keys::canonical_words(DELIVERY_MODES).join(", ")
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_file_is_the_json_object_of_its_fields_byte_for_byte() {
+        // The form earlier versions wrote: a JSON object (members in name order).
+        let tree = |audience: &str, file: &str, gsa: Option<&str>| {
+            let mut creds = json!({
+                "type": "external_account",
+                "audience": audience,
+                "subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
+                "token_url": "https://sts.googleapis.com/v1/token",
+                "token_info_url": "https://sts.googleapis.com/v1/introspect",
+                "credential_source": {"file": file},
+            });
+            if let Some(gsa) = gsa {
+                creds["service_account_impersonation_url"] = json!(format!(
+                    "https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/{gsa}:generateAccessToken"
+                ));
+            }
+            creds.to_string()
+        };
+        let hostile = "a\"b\\c\n}{,\"type\":\"x\u{7f}é\u{2028}";
+        for (audience, gsa) in [
+            ("//iam.googleapis.com/projects/1/pool", None),
+            (
+                "//iam.googleapis.com/projects/1/pool",
+                Some("sa@p.iam.gserviceaccount.com"),
+            ),
+            (hostile, Some(hostile)),
+            ("", Some("")),
+        ] {
+            let file = "/var/run/secrets/cwii/gcp/token";
+            assert_eq!(
+                credentials_json(audience, file, gsa),
+                tree(audience, file, gsa)
+            );
+        }
+        let parsed: serde_json::Value =
+            serde_json::from_str(&credentials_json(hostile, "/t", Some(hostile))).unwrap();
+        assert_eq!(parsed["type"], "external_account");
+        assert_eq!(parsed["audience"], hostile);
     }
 }
