@@ -191,15 +191,30 @@ pub fn validate_text(payload: &[u8], lookup: &mut dyn Lookup) -> Result<Vec<u8>,
                 .map_err(|e| e.to_string())
         }
     };
+    // The lookup outlives the evaluation (an in-memory one records its calls): whatever it
+    // allocates must not be in the arena.
+    let mut lookup = OutsideArena(lookup);
     crate::arena::evaluation(
         || {
-            let answer = evaluate_request(request, &settings, lookup);
+            let answer = evaluate_request(request, &settings, &mut lookup);
             let text = answer.to_json().map_err(|e| e.to_string());
             crate::arena::discard(answer);
             text
         },
         |text| text.map(|t| t.to_vec()).map_err(|e| e.clone()),
     )
+}
+
+/// A lookup whose calls allocate outside the evaluation's arena.
+struct OutsideArena<'l>(&'l mut dyn Lookup);
+
+impl Lookup for OutsideArena<'_> {
+    fn get(
+        &mut self,
+        object: &crate::lookup::ObjectRef,
+    ) -> Result<crate::lookup::ObjectMeta, crate::lookup::LookupError> {
+        crate::arena::persistent(|| self.0.get(object))
+    }
 }
 
 /// Settings validated against every provider's description.

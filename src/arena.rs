@@ -7,7 +7,9 @@
 //! once), and the next evaluation reuses the whole chunk. What must outlive a call (the
 //! settings cache) is allocated inside [`persistent`], by the system allocator. Outside an
 //! evaluation every allocation is the system allocator's, so the waPC runtime's buffers
-//! never land in a chunk. Measured (README, Performance): about a tenth of a warm
+//! never land in a chunk. The rule that follows: a value made before an evaluation and kept
+//! after it must not allocate during it, except inside [`persistent`] (the lookup a caller
+//! hands in, for one: `admission::validate_text` runs it there). Measured (README, Performance): about a tenth of a warm
 //! evaluation was malloc/free and the walks that free the trees.
 //!
 //! [`Bump`] is the bookkeeping over plain addresses, tested on the host. The allocator is

@@ -1909,3 +1909,47 @@ fn answers_worked_out_on_the_arena_are_the_answers() {
     }
     assert!(!crate::arena::bumping());
 }
+
+#[test]
+fn a_large_pod_spans_several_arena_chunks_and_the_next_one_reuses_them() {
+    // 400 containers and a 1 MiB annotation value: the evaluation outgrows the arena's first
+    // chunk several times (in wasm), and one block is larger than a doubled chunk.
+    let mut large = pod(AZ_OK);
+    large["metadata"]["annotations"]["example.com/blob"] = json!("x".repeat(1 << 20));
+    large["spec"]["containers"] = (0..400)
+        .map(|i| json!({"name": format!("c{i}"), "image": "nginx", "env": [{"name": "A", "value": "1"}]}))
+        .collect();
+    let payload = |pod: &Value| {
+        json!({"request": {"kind": {"kind": "Pod"}, "operation": "CREATE", "object": pod}, "settings": null})
+            .to_string()
+    };
+    let (large, small) = (payload(&large), payload(&pod(AZ_OK)));
+    for case in [&large, &small, &large, &small] {
+        // The lookup outlives the evaluation: the calls it records must survive it.
+        let (mut on_arena, mut outside) = (InMemoryLookup::new(), InMemoryLookup::new());
+        let text = validate_text(case.as_bytes(), &mut on_arena).unwrap();
+        let expected = evaluate_answer(case.as_bytes(), &mut outside)
+            .to_json()
+            .unwrap();
+        assert!(text == expected, "the arena's answer differs");
+        assert!(!outside.call_log().is_empty());
+        assert_eq!(on_arena.call_log(), outside.call_log());
+    }
+    let answer: Value = serde_json::from_slice(
+        &validate_text(large.as_bytes(), &mut InMemoryLookup::new()).unwrap(),
+    )
+    .unwrap();
+    let containers = answer["mutated_object"]["spec"]["containers"]
+        .as_array()
+        .unwrap();
+    assert_eq!(containers.len(), 400);
+    assert!(containers
+        .iter()
+        .all(|c| env_value(c, "AZURE_CLIENT_ID").is_some()));
+    assert_eq!(
+        answer["mutated_object"]["metadata"]["annotations"]["example.com/blob"]
+            .as_str()
+            .map(str::len),
+        Some(1 << 20)
+    );
+}
