@@ -9,8 +9,9 @@
 //! evaluation every allocation is the system allocator's, so the waPC runtime's buffers
 //! never land in a chunk. The rule that follows: a value made before an evaluation and kept
 //! after it must not allocate during it, except inside [`persistent`] (the lookup a caller
-//! hands in, for one: `admission::validate_text` runs it there). Measured (README, Performance): about a tenth of a warm
-//! evaluation was malloc/free and the walks that free the trees.
+//! hands in, for one: `admission::validate_text` runs it there). Measured (README,
+//! Performance): about a tenth of a warm evaluation was malloc/free and the walks that free
+//! the trees.
 //!
 //! [`Bump`] is the bookkeeping over plain addresses, tested on the host. The allocator is
 //! global only in wasm, where an instance is single-threaded: that is what makes the `Cell`s
@@ -125,7 +126,8 @@ impl Bump {
         while size < wanted {
             size = size.checked_mul(2)?;
         }
-        Some(size)
+        // A `Layout` cannot be larger; such a block is the system allocator's to refuse.
+        (size <= isize::MAX as usize - EvaluationAllocator::CHUNK_ALIGN).then_some(size)
     }
 
     /// Makes `[start, start + size)` the current chunk and retires the one before (the
@@ -187,18 +189,22 @@ impl EvaluationAllocator {
 
     const CHUNK_ALIGN: usize = 16;
 
-    fn chunk_layout(size: usize) -> Layout {
-        // Sizes come from `next_chunk_size`: powers of two times FIRST_CHUNK, far below
-        // isize::MAX in a 32-bit address space.
-        Layout::from_size_align(size, Self::CHUNK_ALIGN).expect("chunk size")
+    /// The layout of a chunk; sizes come from [`Bump::next_chunk_size`], which keeps them
+    /// valid (and no allocator may panic, so an invalid one is `None`, never a panic).
+    fn chunk_layout(size: usize) -> Option<Layout> {
+        Layout::from_size_align(size, Self::CHUNK_ALIGN).ok()
     }
 
     /// Opens a chunk that fits `layout`; `false` when the system allocator should serve it.
     unsafe fn open_chunk_for(&self, layout: Layout) -> bool {
-        let Some(size) = self.bump.next_chunk_size(layout) else {
+        let Some((size, chunk_layout)) = self
+            .bump
+            .next_chunk_size(layout)
+            .and_then(|size| Some((size, Self::chunk_layout(size)?)))
+        else {
             return false;
         };
-        let chunk = System.alloc(Self::chunk_layout(size));
+        let chunk = System.alloc(chunk_layout);
         if chunk.is_null() {
             return false;
         }
@@ -218,8 +224,11 @@ impl EvaluationAllocator {
 
     /// Takes back every block of the evaluation.
     pub fn reset(&self) {
-        self.bump.reset(|start, size| unsafe {
-            System.dealloc(start as *mut u8, Self::chunk_layout(size))
+        self.bump.reset(|start, size| {
+            // Every chunk was opened with this layout.
+            if let Some(layout) = Self::chunk_layout(size) {
+                unsafe { System.dealloc(start as *mut u8, layout) }
+            }
         });
     }
 

@@ -94,51 +94,63 @@ pub fn expected(kind: KeyKind) -> String {
     }
 }
 
-/// Converts a raw annotation value; `None` means "not explicit": fall through to the next level.
-pub fn parse_value(kind: KeyKind, raw: &str) -> Option<KeyValue> {
+/// A raw value that counts as explicit, still borrowed from it: the one place the rules
+/// live, for [`parse_value`] and [`is_explicit`].
+enum Explicit<'a> {
+    Bool(bool),
+    Seconds(i64),
+    Text(&'a str),
+    /// The trimmed list, holding at least one name.
+    Names(&'a str),
+    Word(&'static str),
+}
+
+fn explicit_form(kind: KeyKind, raw: &str) -> Option<Explicit<'_>> {
     let trimmed = raw.trim();
     match kind {
         KeyKind::Bool => {
             if trimmed.eq_ignore_ascii_case("true") {
-                Some(KeyValue::Bool(true))
+                Some(Explicit::Bool(true))
             } else if trimmed.eq_ignore_ascii_case("false") {
-                Some(KeyValue::Bool(false))
+                Some(Explicit::Bool(false))
             } else {
                 None
             }
         }
-        KeyKind::Seconds => trimmed.parse::<i64>().ok().map(KeyValue::Seconds),
-        KeyKind::Text => (!trimmed.is_empty()).then(|| KeyValue::Text(trimmed.to_string())),
-        KeyKind::Names => {
-            let names: Vec<String> = trimmed
-                .split([',', ';'])
-                .map(str::trim)
-                .filter(|n| !n.is_empty())
-                .map(str::to_string)
-                .collect();
-            (!names.is_empty()).then_some(KeyValue::Names(names))
-        }
+        KeyKind::Seconds => trimmed.parse::<i64>().ok().map(Explicit::Seconds),
+        KeyKind::Text => (!trimmed.is_empty()).then_some(Explicit::Text(trimmed)),
+        KeyKind::Names => names(trimmed)
+            .next()
+            .is_some()
+            .then_some(Explicit::Names(trimmed)),
         KeyKind::Choice(words) => words
             .iter()
             .find(|(spelling, _)| spelling.eq_ignore_ascii_case(trimmed))
-            .map(|(_, word)| KeyValue::Text((*word).to_string())),
+            .map(|(_, word)| Explicit::Word(word)),
     }
+}
+
+/// The names of a `,`/`;`-separated list, trimmed, empty ones left out.
+fn names(list: &str) -> impl Iterator<Item = &str> {
+    list.split([',', ';'])
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+}
+
+/// Converts a raw annotation value; `None` means "not explicit": fall through to the next level.
+pub fn parse_value(kind: KeyKind, raw: &str) -> Option<KeyValue> {
+    Some(match explicit_form(kind, raw)? {
+        Explicit::Bool(b) => KeyValue::Bool(b),
+        Explicit::Seconds(s) => KeyValue::Seconds(s),
+        Explicit::Text(text) => KeyValue::Text(text.to_string()),
+        Explicit::Names(list) => KeyValue::Names(names(list).map(str::to_string).collect()),
+        Explicit::Word(word) => KeyValue::Text(word.to_string()),
+    })
 }
 
 /// Whether [`parse_value`] would give a value, without building it.
 pub fn is_explicit(kind: KeyKind, raw: &str) -> bool {
-    let trimmed = raw.trim();
-    match kind {
-        KeyKind::Bool => {
-            trimmed.eq_ignore_ascii_case("true") || trimmed.eq_ignore_ascii_case("false")
-        }
-        KeyKind::Seconds => trimmed.parse::<i64>().is_ok(),
-        KeyKind::Text => !trimmed.is_empty(),
-        KeyKind::Names => trimmed.split([',', ';']).any(|n| !n.trim().is_empty()),
-        KeyKind::Choice(words) => words
-            .iter()
-            .any(|(spelling, _)| spelling.eq_ignore_ascii_case(trimmed)),
-    }
+    explicit_form(kind, raw).is_some()
 }
 
 /// The distinct canonical words of a choice, in order.

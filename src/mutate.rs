@@ -111,9 +111,8 @@ fn is_target(list: &str, container: &Value) -> bool {
 /// by edit, so the caller needs no copy of the pod to compare with). Returns a denial, with
 /// the pod untouched, when a container already mounts something else at a provider's path.
 ///
-/// `known_providers` are the names an earlier `cwii.dev/injected` may keep.
-/// The plans' volumes are moved into the pod (what is left of them is not a plan to apply
-/// again).
+/// `known_providers` are the names an earlier `cwii.dev/injected` may keep. The plans'
+/// volumes are moved into the pod (what is left of them is not a plan to apply again).
 pub fn apply(
     pod: &mut Value,
     plans: &mut [ProviderPlan],
