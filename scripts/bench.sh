@@ -8,10 +8,14 @@
 # table: every scenario in bench/*/ (each a request.json, optional session.yml and
 #        settings.json). For each, the policy is run once for its answer; the *fair floor* is
 #        the floor given that answer in its settings (the same mutated pod, warnings and audit
-#        annotations, or no mutation at all), so the host does the same diff, base64 and
-#        response work for both; the *echo floor* returns the request's pod unchanged. Then
-#        policy, fair floor and echo floor are timed, fresh and warm, taking turns within
-#        each `kwrun bench --compare` run, over several runs.
+#        annotations, or no mutation at all) and the policy's lookups (the session's
+#        requests, replayed from the same session), so the host does the same work for both:
+#        the same lookups served, the same diff, base64 and response. The *answer floor* is
+#        the fair floor without the lookups (the host's lookup cost then counts as the
+#        policy's); the *echo floor* returns the request's pod unchanged. The four are
+#        timed, fresh and warm, taking turns within each `kwrun bench --compare` run, over
+#        several runs. The floor runs annotated with the policy's metadata, so that the host
+#        grants and gates its lookups as it does the policy's.
 # cost:  µs per evaluation against the number of containers (a three-provider pod with 1, 10,
 #        50 and 200 containers, generated from bench/fifty-containers-triple) and of lookups
 #        (0, 2, 4: bench/own-annotations-triple and bench/cost/lookups-*), with least-squares
@@ -35,6 +39,13 @@ rm -rf "$work"
 mkdir -p "$work"
 started=$(date +%s)
 
+# The floor, annotated with the policy's metadata (same capabilities, same context-aware
+# resources): without it the host would refuse its lookups.
+annotated_floor="$work/floor.wasm"
+kw_annotate_floor() {
+  "$kwrun" annotate -m policy-metadata.yml -o "$annotated_floor" "$floor" >/dev/null
+}
+
 # Runs kwrun; on failure shows its stderr and stops the benchmark.
 kw() {
   local log="$work/kwrun.log"
@@ -54,9 +65,16 @@ policy_args() { # dir
   printf '%s\n' "${args[@]}"
 }
 
-# Runs the policy once, writes the fair floor's settings (the policy's answer) to
-# $work/NAME/fair.json and the answer's summary to $work/NAME/answer, and checks that the
-# fair floor's AdmissionResponse is the policy's.
+# The session arguments of a scenario's fair floor: its session, when it has one.
+floor_session_args() { # dir
+  [ -f "$1/session.yml" ] && printf '%s\n' --allow-context-aware --replay-host-capabilities-interactions "$1/session.yml"
+  return 0
+}
+
+# Runs the policy once, writes the answer floor's settings (the policy's answer) to
+# $work/NAME/answer.json, the fair floor's (the answer and the session's lookups) to
+# $work/NAME/fair.json and the answer's summary to $work/NAME/answer, and checks that both
+# floors' AdmissionResponse is the policy's and that the fair floor makes the policy's lookups.
 prepare_scenario() { # dir name
   local dir=$1 name=$2 out="$work/$2"
   mkdir -p "$out"
@@ -65,35 +83,47 @@ prepare_scenario() { # dir name
   jq -c '{mutatedObject: .mutated_object}
     + (if .accepted then {} else {accepted: false, message, code} end)
     + (if .audit_annotations then {auditAnnotations: .audit_annotations} else {} end)
-    + (if .warnings then {warnings} else {} end)' "$out/validation.json" >"$out/fair.json"
+    + (if .warnings then {warnings} else {} end)' "$out/validation.json" >"$out/answer.json"
+  : >"$out/lookups"
+  [ -f "$dir/session.yml" ] && awk -f scripts/session-lookups.awk "$dir/session.yml" >"$out/lookups"
+  jq -c --slurpfile lookups "$out/lookups" '. + {lookups: $lookups}' "$out/answer.json" >"$out/fair.json"
   kw run "${args[@]}" "$policy" >"$out/policy-response.json"
-  kw run --request-path "$dir/request.json" --settings-path "$out/fair.json" "$floor" >"$out/fair-response.json"
-  if ! diff <(jq -S . "$out/policy-response.json") <(jq -S . "$out/fair-response.json") >/dev/null; then
-    echo "bench.sh: $name: the fair floor does not answer like the policy:" >&2
-    diff <(jq -S . "$out/policy-response.json") <(jq -S . "$out/fair-response.json") >&2 || true
-    exit 1
-  fi
+  mapfile -t floor_args < <(floor_session_args "$dir")
+  local floor_kind
+  for floor_kind in answer fair; do
+    kw run --request-path "$dir/request.json" --settings-path "$out/$floor_kind.json" "${floor_args[@]}" \
+      "$annotated_floor" >"$out/$floor_kind-response.json"
+    if ! diff <(jq -S . "$out/policy-response.json") <(jq -S . "$out/$floor_kind-response.json") >/dev/null; then
+      echo "bench.sh: $name: the $floor_kind floor does not answer like the policy:" >&2
+      diff <(jq -S . "$out/policy-response.json") <(jq -S . "$out/$floor_kind-response.json") >&2 || true
+      exit 1
+    fi
+  done
   jq -r 'if .allowed | not then "denied"
     elif .patch then (.patch | @base64d | fromjson | "mutates, \(length) patch ops")
     else "unchanged" end' "$out/policy-response.json" >"$out/answer"
   printf '%s\n' "$(wc -c <"$out/fair.json")" >"$out/fair-bytes"
 }
 
-# Times policy, fair floor and echo floor on a prepared scenario: in each round one
-# `kwrun bench` run, fresh then warm, in which the three take turns of a few milliseconds
-# (--compare), so that drift in machine load hits all three alike. Appends
-# "mode median lookups iterations" lines to $work/NAME/{policy,fair,echo}.times.
+# Times policy, fair, answer and echo floor on a prepared scenario: in each round one
+# `kwrun bench` run, fresh then warm, in which the four take turns of a few milliseconds
+# (--compare), so that drift in machine load hits all alike. Appends
+# "mode median lookups iterations" lines to $work/NAME/{policy,fair,answer,echo}.times.
 time_scenario() { # dir name
   local dir=$1 name=$2 out="$work/$2"
   mapfile -t args < <(policy_args "$dir")
-  : >"$out/policy.times"; : >"$out/fair.times"; : >"$out/echo.times"
-  local round
+  : >"$out/policy.times"; : >"$out/fair.times"; : >"$out/answer.times"; : >"$out/echo.times"
+  local fair answer echo round
+  fair=$(spec "$annotated_floor" "$dir" "$out/fair.json" session)
+  answer=$(spec "$annotated_floor" "$dir" "$out/answer.json")
+  echo=$(spec "$annotated_floor" "$dir")
   for round in $(seq "$rounds"); do
-    kw bench "${args[@]}" --compare "$floor:$out/fair.json" --compare "$floor" \
+    kw bench "${args[@]}" --compare "$fair" --compare "$answer" --compare "$echo" \
       --mode both --warmup "$warmup" --measurement-time "$seconds" --iterations "$iterations" \
       --output json "$policy" >"$work/bench.json"
-    jq -r --arg policy "$policy" --arg fair "$floor:$out/fair.json" --arg echo "$floor" '
-      (if .policy == $policy then "policy" elif .policy == $fair then "fair" else "echo" end)
+    jq -r --arg policy "$policy" --arg fair "$fair" --arg answer "$answer" '
+      (if .policy == $policy then "policy" elif .policy == $fair then "fair"
+       elif .policy == $answer then "answer" else "echo" end)
       + " \(.mode) \(.median_us) \(.lookups_per_evaluation) \(.iterations)"' "$work/bench.json" |
       while read -r who rest; do echo "$rest" >>"$out/$who.times"; done
   done
@@ -118,8 +148,8 @@ fresh_target=1.25 warm_target=2.0
 header() {
   printf '%s\n' "cwii policy vs floors — $(date -u +%F), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at start"
   printf '%s\n' "fresh: new instance per evaluation (what the policy server pays); warm: one instance reused (the policy's own work)"
-  printf '%s\n' "fair floor: the floor module giving the policy's own answer (same mutated pod, warnings, audit annotations; or no mutation); echo floor: returns the request's pod unchanged"
-  printf '%s\n' "$rounds runs; in each the three modules take turns of 5 ms, each timed ${seconds} s per mode (at most $iterations evaluations) after $warmup untimed ones"
+  printf '%s\n' "fair floor: the floor module giving the policy's own answer (same mutated pod, warnings, audit annotations; or no mutation) after making the policy's lookups (same requests, same session); answer floor: the same answer without the lookups; echo floor: returns the request's pod unchanged"
+  printf '%s\n' "$rounds runs; in each the four modules take turns of 5 ms, each timed ${seconds} s per mode (at most $iterations evaluations) after $warmup untimed ones"
   printf '%s\n' "µs: median evaluation time of the best of the $rounds runs; ratio: median over the runs of the ratio of medians within a run"
 }
 
@@ -128,11 +158,11 @@ table_section() {
   for dir in bench/*/; do [ -f "$dir/request.json" ] && dirs+=("${dir%/}"); done
   printf '%s\n' "targets: fresh <= ${fresh_target}x, warm <= ${warm_target}x the floor that gives the same answer (ratio vs fair floor)"
   echo
-  printf '| %-28s | %-5s | %13s | %13s | %9s | %14s | %14s | %7s |\n' \
-    scenario mode "vs fair floor" "vs echo floor" "policy µs" "fair floor µs" "echo floor µs" lookups
-  printf '|%s|%s|%s|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..30})" "-------" "---------------" \
-    "---------------" "-----------" "----------------" "----------------" "---------"
-  local met=0 total=0 name mode p f e target
+  printf '| %-28s | %-5s | %13s | %11s | %9s | %9s | %9s | %9s | %9s | %7s |\n' \
+    scenario mode "vs fair floor" "vs answer" "vs echo" "policy µs" "fair µs" "answer µs" "echo µs" lookups
+  printf '|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..30})" "-------" "---------------" \
+    "-------------" "-----------" "-----------" "-----------" "-----------" "-----------" "---------"
+  local met=0 total=0 name mode p f a e target
   for dir in "${dirs[@]}"; do
     name=$(basename "$dir")
     prepare_scenario "$dir" "$name"
@@ -140,21 +170,27 @@ table_section() {
     for mode in fresh warm; do
       p=$(best_of "$work/$name/policy.times" "$mode")
       f=$(best_of "$work/$name/fair.times" "$mode")
+      a=$(best_of "$work/$name/answer.times" "$mode")
       e=$(best_of "$work/$name/echo.times" "$mode")
+      if [ "$(lookups_of "$work/$name/policy.times" "$mode")" != "$(lookups_of "$work/$name/fair.times" "$mode")" ]; then
+        echo "bench.sh: $name: the fair floor made $(lookups_of "$work/$name/fair.times" "$mode") lookups, the policy $(lookups_of "$work/$name/policy.times" "$mode")" >&2
+        exit 1
+      fi
       vs_fair=$(paired_ratio "$work/$name/policy.times" "$work/$name/fair.times" "$mode")
+      vs_answer=$(paired_ratio "$work/$name/policy.times" "$work/$name/answer.times" "$mode")
       vs_echo=$(paired_ratio "$work/$name/policy.times" "$work/$name/echo.times" "$mode")
       target=$warm_target; [ "$mode" = fresh ] && target=$fresh_target
       total=$((total + 1))
       awk -v r="$vs_fair" -v t="$target" 'BEGIN {exit !(r + 0 <= t + 0)}' && met=$((met + 1))
-      printf '| %-28s | %-5s | %13s | %13s | %9s | %14s | %14s | %7s |\n' "$name" "$mode" \
-        "$(judged "$vs_fair" "$target")" "$vs_echo" "$p" "$f" "$e" \
+      printf '| %-28s | %-5s | %13s | %11s | %9s | %9s | %9s | %9s | %9s | %7s |\n' "$name" "$mode" \
+        "$(judged "$vs_fair" "$target")" "$vs_answer" "$vs_echo" "$p" "$f" "$a" "$e" \
         "$(lookups_of "$work/$name/policy.times" "$mode")"
     done
   done
   echo
   echo "targets met: $met of $total"
   echo
-  echo "answers (what the fair floor returns; its settings carry the answer):"
+  echo "answers (what the floors return; their settings carry the answer, the fair floor's the lookups too):"
   for dir in "${dirs[@]}"; do
     name=$(basename "$dir")
     printf '  %-28s %s; fair floor settings %s bytes\n' "$name" "$(cat "$work/$name/answer")" "$(cat "$work/$name/fair-bytes")"
@@ -210,10 +246,10 @@ cost_series() { # label unit "x dir" ...
       compare+=(--compare "$(spec "$policy" "$dir" "$settings" session)")
       printf '%s\tpolicy %s\n' "$(spec "$policy" "$dir" "$settings" session)" "$x" >>"$work/labels"
     fi
-    compare+=(--compare "$(spec "$floor" "$dir" "$work/$name/fair.json")")
-    printf '%s\tfair %s\n' "$(spec "$floor" "$dir" "$work/$name/fair.json")" "$x" >>"$work/labels"
-    compare+=(--compare "$(spec "$floor" "$dir")")
-    printf '%s\techo %s\n' "$(spec "$floor" "$dir")" "$x" >>"$work/labels"
+    compare+=(--compare "$(spec "$annotated_floor" "$dir" "$work/$name/fair.json" session)")
+    printf '%s\tfair %s\n' "$(spec "$annotated_floor" "$dir" "$work/$name/fair.json" session)" "$x" >>"$work/labels"
+    compare+=(--compare "$(spec "$annotated_floor" "$dir")")
+    printf '%s\techo %s\n' "$(spec "$annotated_floor" "$dir")" "$x" >>"$work/labels"
   done
   mapfile -t args < <(policy_args "$first_dir")
   : >"$work/series.times"
@@ -266,6 +302,7 @@ cost_section() {
   cost_series lookups lookup "0 bench/own-annotations-triple" "2 bench/cost/lookups-2" "4 bench/cost/lookups-4"
 }
 
+kw_annotate_floor
 header
 for section in "${sections[@]}"; do
   echo

@@ -18,6 +18,13 @@
 //! the answer too, and `accepted: false` with `message` and `code` makes it a rejection, so
 //! that any answer of a policy can be given back. The answer is written with the field
 //! names and order of the SDK's `ValidationResponse`.
+//!
+//! `lookups` makes the floor pay a policy's host-side lookup cost as well: a list of
+//! `{"request": <get_resource payload>, "fails": bool}`, each sent as it is to
+//! `kubewarden/kubernetes/get_resource` before answering. The answers are not read; an
+//! outcome other than the one announced (success, or an error when `fails`) fails the
+//! evaluation, so a floor whose lookups drift from the recorded session cannot pass for one
+//! that made them.
 
 use std::collections::HashMap;
 
@@ -54,6 +61,16 @@ struct Answer {
     audit_annotations: Option<HashMap<String, String>>,
     #[serde(default)]
     warnings: Option<Vec<String>>,
+    #[serde(default)]
+    lookups: Vec<Lookup>,
+}
+
+/// A host lookup the floor makes, and whether the host is expected to refuse it.
+#[derive(Debug, Deserialize)]
+struct Lookup {
+    request: Box<RawValue>,
+    #[serde(default)]
+    fails: bool,
 }
 
 /// Tells a `null` value apart from an absent key.
@@ -77,6 +94,26 @@ struct RawValidationResponse {
 fn validate(payload: &[u8]) -> CallResult {
     let request: ValidationRequest<Answer> = ValidationRequest::new(payload)?;
     let answer = request.settings;
+    for lookup in &answer.lookups {
+        let outcome = host_call(
+            "kubewarden",
+            "kubernetes",
+            "get_resource",
+            lookup.request.get().as_bytes(),
+        );
+        if outcome.is_err() != lookup.fails {
+            return Err(format!(
+                "floor: lookup {} {}: {outcome:?}",
+                lookup.request.get(),
+                if lookup.fails {
+                    "was expected to fail"
+                } else {
+                    "failed"
+                }
+            )
+            .into());
+        }
+    }
     let accepted = answer.accepted.unwrap_or(true);
     let Some(given) = answer.mutated_object else {
         // The echo floor: what the SDK's `mutate_request` writes for the request's object.
