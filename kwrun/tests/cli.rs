@@ -1000,3 +1000,59 @@ fn bench_compares_modules_in_turns_in_one_run() {
         stderr(&output)
     );
 }
+
+/// With `lookups`, the floor makes a policy's host calls before answering (the bench's fair
+/// floor): replayed from the session like the policy's, and failing the evaluation when an
+/// outcome is not the announced one.
+#[test]
+fn the_floor_makes_the_lookups_its_settings_list() {
+    let dir = scratch_dir("floor-lookups");
+    let floor = dir.join("floor-annotated.wasm");
+    let output = kwrun(&[
+        "annotate",
+        "-m",
+        workspace_root()
+            .join("probe/metadata.yml")
+            .to_str()
+            .unwrap(),
+        "-o",
+        path(&floor),
+        path(&guests().floor),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let session = fixture("session.yml");
+    let masks = serde_json::json!(["metadata.annotations", "metadata.ownerReferences"]);
+    let service_account = serde_json::json!({"api_version": "v1", "kind": "ServiceAccount",
+        "name": "default", "namespace": "apps", "disable_cache": false, "field_masks": masks});
+    let namespace = serde_json::json!({"api_version": "v1", "kind": "Namespace", "name": "apps",
+        "namespace": null, "disable_cache": false, "field_masks": masks});
+    let run = |namespace_fails: bool| {
+        let settings = serde_json::json!({"mutatedObject": null, "lookups": [
+            {"request": service_account, "fails": false},
+            {"request": namespace, "fails": namespace_fails},
+        ]})
+        .to_string();
+        let mut args = vec!["--settings-json", &settings];
+        args.extend_from_slice(&replaying(&session));
+        run_probe(&args, &floor)
+    };
+
+    // The session's two exchanges, the second a recorded error: both consumed, as announced.
+    let output = run(true);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        !stderr(&output).contains("have not been replayed"),
+        "{}",
+        stderr(&output)
+    );
+    let answer: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(answer["allowed"], true);
+
+    let output = run(false);
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("floor: lookup") && stderr(&output).contains("failed"),
+        "{}",
+        stderr(&output)
+    );
+}
