@@ -39,13 +39,6 @@ rm -rf "$work"
 mkdir -p "$work"
 started=$(date +%s)
 
-# The floor, annotated with the policy's metadata (same capabilities, same context-aware
-# resources): without it the host would refuse its lookups.
-annotated_floor="$work/floor.wasm"
-kw_annotate_floor() {
-  "$kwrun" annotate -m policy-metadata.yml -o "$annotated_floor" "$floor" >/dev/null
-}
-
 # Runs kwrun; on failure shows its stderr and stops the benchmark.
 kw() {
   local log="$work/kwrun.log"
@@ -302,7 +295,10 @@ cost_section() {
   cost_series lookups lookup "0 bench/own-annotations-triple" "2 bench/cost/lookups-2" "4 bench/cost/lookups-4"
 }
 
-kw_annotate_floor
+# The floor, annotated with the policy's metadata (same capabilities, same context-aware
+# resources): without it the host would refuse its lookups.
+annotated_floor="$work/floor.wasm"
+kw annotate -m policy-metadata.yml -o "$annotated_floor" "$floor" >/dev/null
 header
 for section in "${sections[@]}"; do
   echo
