@@ -5,7 +5,7 @@ CARGO ?= cargo
 WASM_TARGET := wasm32-wasip1
 KWRUN := $(CURDIR)/target/tool/kwrun
 KWCTL ?= $(KWRUN)
-SOURCES := $(shell find src -name '*.rs') Cargo.toml Cargo.lock
+SOURCES := $(shell find src -name '*.rs') build.rs Cargo.toml Cargo.lock
 PROPTEST_CASES ?= 10000
 
 .PHONY: all run test tools unit-tests wasm-unit-tests e2e-tests lint fmt clean kwrun wasm-target \
