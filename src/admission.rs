@@ -98,9 +98,12 @@ pub struct Answer<'a> {
 
 impl Answer<'_> {
     /// The answer as the SDK's `ValidationResponse` serialises: the same fields in the same
-    /// order, `null` for those absent.
+    /// order, `null` for those absent. The text is the one thing an evaluation hands back,
+    /// so it is written outside the evaluation's arena, where it stays: no copy out, and
+    /// the arena's pages it would fill are not touched (each page a fresh instance touches
+    /// costs it a page fault: README, Performance).
     pub fn to_json(&self) -> serde_json::Result<Vec<u8>> {
-        let mut out = Vec::with_capacity(1024);
+        let mut out = crate::arena::persistent(|| Vec::with_capacity(ANSWER_CAPACITY));
         out.extend_from_slice(b"{\"accepted\":");
         serde_json::to_writer(&mut out, &self.accepted)?;
         out.extend_from_slice(b",\"message\":");
@@ -136,6 +139,9 @@ impl Answer<'_> {
         })
     }
 }
+
+/// The answer's first buffer; a larger answer grows it (in place, at the top of the heap).
+const ANSWER_CAPACITY: usize = 4096;
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
@@ -179,9 +185,9 @@ fn read_payload(payload: &[u8]) -> Result<(AdmissionRequest<'_>, Rc<Settings>), 
 }
 
 /// The `validate` export's answer as JSON text. The evaluation proper runs on the arena
-/// ([`crate::arena`]): its answer's text is copied out, the rest taken back in one go. The
-/// payload and the settings are read before it, on the system allocator: the settings
-/// parsed are kept for the next evaluations.
+/// ([`crate::arena`]): its answer's text is written outside it ([`Answer::to_json`]), the
+/// rest taken back in one go. The payload and the settings are read before it, on the
+/// system allocator: the settings parsed are kept for the next evaluations.
 pub fn validate_text(payload: &[u8], lookup: &mut dyn Lookup) -> Result<Vec<u8>, String> {
     let (request, settings) = match read_payload(payload) {
         Ok(read) => read,
@@ -201,7 +207,8 @@ pub fn validate_text(payload: &[u8], lookup: &mut dyn Lookup) -> Result<Vec<u8>,
             crate::arena::discard(answer);
             text
         },
-        |text| text.map(|t| t.to_vec()).map_err(|e| e.clone()),
+        // The text is already outside the arena; an error's message is copied out.
+        |text| text.map_err(|e| e.clone()),
     )
 }
 

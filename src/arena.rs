@@ -187,7 +187,9 @@ impl EvaluationAllocator {
         }
     }
 
-    const CHUNK_ALIGN: usize = 16;
+    /// The system allocator's own alignment on wasm32: a larger one sends chunks through
+    /// `posix_memalign`, which allocates more and writes bookkeeping around the block.
+    const CHUNK_ALIGN: usize = 8;
 
     /// The layout of a chunk; sizes come from [`Bump::next_chunk_size`], which keeps them
     /// valid (and no allocator may panic, so an invalid one is `None`, never a panic).
