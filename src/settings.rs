@@ -83,13 +83,22 @@ struct RawProviderSettings {
 
 impl Settings {
     /// Parses settings JSON bytes; `null`, empty input and `{}` mean all defaults.
+    ///
+    /// Read straight from the text, without a JSON tree first: a fresh instance parses its
+    /// settings on every request (README, Performance). Messages are those of
+    /// [`Settings::from_value`] (tested).
     pub fn from_slice(bytes: &[u8], providers: &[&dyn Provider]) -> Result<Settings, String> {
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Settings::from_value(Value::Null, providers);
+        let text = bytes.trim_ascii();
+        if text.is_empty() || text == b"null" {
+            return Settings::from_raw(RawSettings::default(), providers);
         }
-        let value: Value = serde_json::from_slice(bytes)
+        // Text that is not JSON is refused as such before any field is looked at, as when
+        // it was parsed into a tree first (a pass that allocates nothing).
+        serde_json::from_slice::<serde::de::IgnoredAny>(text)
             .map_err(|e| format!("settings are not valid JSON: {e}"))?;
-        Settings::from_value(value, providers)
+        let raw = serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(text))
+            .map_err(|e| field_error(e.path(), &without_position(e.inner())))?;
+        Settings::from_raw(raw, providers)
     }
 
     /// Validates and fills defaults, from the descriptions the providers hand over. Every
@@ -97,16 +106,13 @@ impl Settings {
     pub fn from_value(value: Value, providers: &[&dyn Provider]) -> Result<Settings, String> {
         let raw: RawSettings = match value {
             Value::Null => RawSettings::default(),
-            other => serde_path_to_error::deserialize(other).map_err(|e| {
-                let path = e.path().to_string();
-                if path == "." {
-                    format!("invalid settings: {}", e.inner())
-                } else {
-                    format!("invalid settings field `{path}`: {}", e.inner())
-                }
-            })?,
+            other => serde_path_to_error::deserialize(other)
+                .map_err(|e| field_error(e.path(), &e.inner().to_string()))?,
         };
+        Settings::from_raw(raw, providers)
+    }
 
+    fn from_raw(raw: RawSettings, providers: &[&dyn Provider]) -> Result<Settings, String> {
         let mount_root = match raw.mount_root {
             None => DEFAULT_MOUNT_ROOT.to_string(),
             Some(root) => check_mount_path(&root)
@@ -175,6 +181,28 @@ impl Settings {
     }
 }
 
+/// The message of a settings field whose JSON has the wrong type or an unknown member.
+fn field_error(path: &serde_path_to_error::Path, why: &str) -> String {
+    let path = path.to_string();
+    if path == "." {
+        format!("invalid settings: {why}")
+    } else {
+        format!("invalid settings field `{path}`: {why}")
+    }
+}
+
+/// A serde_json error's message without the ` at line L column C` that reading from text
+/// adds: the message names the field, and settings are often written as YAML, whose lines
+/// are not the JSON's.
+fn without_position(error: &serde_json::Error) -> String {
+    let message = error.to_string();
+    let position = format!(" at line {} column {}", error.line(), error.column());
+    match message.strip_suffix(&position) {
+        Some(plain) => plain.to_string(),
+        None => message,
+    }
+}
+
 fn default_container_resources() -> Value {
     json!({"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}})
 }
@@ -182,7 +210,7 @@ fn default_container_resources() -> Value {
 /// Validates an object of fields against their descriptions; `path` prefixes messages and
 /// `also_known` names fields the caller handled itself.
 fn check_fields(
-    path: &str,
+    path: std::fmt::Arguments<'_>,
     fields: &[SettingField],
     mut raw: Map<String, Value>,
     also_known: &[&str],
@@ -227,7 +255,12 @@ fn native_settings(
         };
         native.insert(
             layout.name(),
-            check_fields(&path, layout.settings_fields(), fields, &[])?,
+            check_fields(
+                format_args!("{path}"),
+                layout.settings_fields(),
+                fields,
+                &[],
+            )?,
         );
     }
     if let Some(unknown) = raw.keys().next() {
@@ -262,7 +295,7 @@ fn provider_settings(
     let own = provider.settings_fields();
     let extra: Map<String, Value> = raw.extra.into_iter().collect();
     let fields = check_fields(
-        &format!("providers.{name}"),
+        format_args!("providers.{name}"),
         own,
         extra,
         &["enabled", "defaultAudience", "verifyImage"],
@@ -290,15 +323,17 @@ pub fn input_key<'p>(
 }
 
 fn check_default(providers: &[&dyn Provider], key: &str, value: Value) -> Result<String, String> {
-    let field = format!("invalid settings field `defaults.{key}`");
+    // Built only for a message: settings are parsed on every fresh instance's request.
+    let field = || format!("invalid settings field `defaults.{key}`");
     if key == keys::INJECTED_MARKER {
         return Err(format!(
-            "{field}: {} is written by the policy, it is not an input key",
+            "{}: {} is written by the policy, it is not an input key",
+            field(),
             keys::INJECTED_MARKER
         ));
     }
     let Some((_, def)) = input_key(providers, key) else {
-        return Err(format!("{field}: not a cwii.dev input key"));
+        return Err(format!("{}: not a cwii.dev input key", field()));
     };
     let raw = match value {
         Value::String(s) => s,
@@ -306,18 +341,21 @@ fn check_default(providers: &[&dyn Provider], key: &str, value: Value) -> Result
         Value::Number(n) if def.kind == KeyKind::Seconds => n.to_string(),
         other => {
             return Err(format!(
-                "{field}: {}",
+                "{}: {}",
+                field(),
                 keys::expected(def.kind) + &format!(", found {other}")
             ))
         }
     };
     match keys::parse_value(def.kind, &raw) {
         Some(KeyValue::Seconds(s)) if s < MIN_TOKEN_EXPIRATION_SECONDS => Err(format!(
-            "{field}: {s} is below the minimum of {MIN_TOKEN_EXPIRATION_SECONDS}"
+            "{}: {s} is below the minimum of {MIN_TOKEN_EXPIRATION_SECONDS}",
+            field()
         )),
         Some(_) => Ok(raw),
         None => Err(format!(
-            "{field}: {} is invalid ({})",
+            "{}: {} is invalid ({})",
+            field(),
             keys::quote_for_message(&raw),
             keys::expected(def.kind)
         )),

@@ -163,6 +163,57 @@ fn every_invalid_case_names_its_field() {
             message.contains(&format!("`{field}`")) || message.contains(&format!("`{field}")),
             "{settings} -> {message} should name {field}"
         );
+        // The text the policy is given is read without a tree: the same message.
+        let text = serde_json::to_vec_pretty(&settings).unwrap();
+        assert_eq!(
+            Settings::from_slice(&text, providers::all()),
+            Err(message),
+            "{settings}"
+        );
+    }
+}
+
+#[test]
+fn settings_read_from_text_are_those_read_from_a_tree() {
+    let cases = [
+        json!({}),
+        json!({"mountRoot": "/var/run/cwii", "tokenExpirationSeconds": 7200}),
+        json!({"lookupFailure": "ignore", "nativeAnnotations": true}),
+        json!({"defaults": {"cwii.dev/az-tenant-id": "t", "cwii.dev/aws-region": "eu-west-1",
+            "cwii.dev/az-inject": true, "cwii.dev/gcp-token-expiration": 3600}}),
+        json!({"providers": {"gcp": {"delivery": "config-map", "enabled": false},
+            "az": {"defaultAudience": " api://x ", "verifyImage": "mcr.microsoft.com/azure-cli:2"}}}),
+        json!({"native": {"azwi": {}}, "nativeAnnotations": true}),
+        json!({"injectedContainerResources": {"requests": {"cpu": 1, "memory": "64Mi"}}}),
+    ];
+    for settings in cases {
+        let text = serde_json::to_vec(&settings).unwrap();
+        let from_tree = Settings::from_value(settings.clone(), providers::all());
+        assert!(from_tree.is_ok(), "{settings}: {from_tree:?}");
+        assert_eq!(
+            Settings::from_slice(&text, providers::all()),
+            from_tree,
+            "{settings}"
+        );
+    }
+    for (text, why) in [
+        (
+            &b"{\"mountRoot\": "[..],
+            "settings are not valid JSON: EOF while parsing",
+        ),
+        (b"{} {}", "settings are not valid JSON: trailing characters"),
+        (b"[[[", "settings are not valid JSON: EOF while parsing"),
+        (b"[1, 2", "settings are not valid JSON: EOF while parsing"),
+        (
+            b"{\"mountRoot\": \"/x\"",
+            "settings are not valid JSON: EOF while parsing",
+        ),
+        (b"  null  ", ""),
+    ] {
+        match Settings::from_slice(text, providers::all()) {
+            Err(message) => assert!(message.starts_with(why), "{message}"),
+            Ok(settings) => assert!(why.is_empty(), "{settings:?}"),
+        }
     }
 }
 
