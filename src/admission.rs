@@ -197,12 +197,18 @@ pub fn validate_text(payload: &[u8], lookup: &mut dyn Lookup) -> Result<Vec<u8>,
                 .map_err(|e| e.to_string())
         }
     };
-    // The lookup outlives the evaluation (an in-memory one records its calls): whatever it
-    // allocates must not be in the arena.
-    let mut lookup = OutsideArena(lookup);
+    // A lookup that keeps what it allocates (an in-memory one records its calls) must not
+    // allocate in the arena; the host's keeps nothing, and its requests and answers then
+    // take no pages of the system allocator's in a fresh instance.
+    let mut outside = OutsideArena(&mut *lookup);
+    let lookup: &mut dyn Lookup = if outside.0.keeps_nothing() {
+        outside.0
+    } else {
+        &mut outside
+    };
     crate::arena::evaluation(
         || {
-            let answer = evaluate_request(request, &settings, &mut lookup);
+            let answer = evaluate_request(request, &settings, lookup);
             let text = answer.to_json().map_err(|e| e.to_string());
             crate::arena::discard(answer);
             text

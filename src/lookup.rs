@@ -95,6 +95,13 @@ pub enum LookupError {
 
 pub trait Lookup {
     fn get(&mut self, object: &ObjectRef) -> Result<ObjectMeta, LookupError>;
+
+    /// Whether `get` keeps nothing it allocates beyond returning it, so that an
+    /// evaluation's arena may hold it (and take it back at the end). Not for a lookup
+    /// that records its calls or caches answers.
+    fn keeps_nothing(&self) -> bool {
+        false
+    }
 }
 
 /// Classifies a host error text. The host's "not found" text sits behind prefixes added by
@@ -138,6 +145,11 @@ impl Lookup for HostLookup {
         get_resource::<FetchedObject>(&request)
             .map(|o| o.metadata)
             .map_err(|e| classify_host_error(object, &e.to_string()))
+    }
+
+    /// The SDK's request, the waPC buffers and the answer are all the call's own.
+    fn keeps_nothing(&self) -> bool {
+        true
     }
 }
 
