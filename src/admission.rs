@@ -200,10 +200,11 @@ pub fn validate_text(payload: &[u8], lookup: &mut dyn Lookup) -> Result<Vec<u8>,
     // A lookup that keeps what it allocates (an in-memory one records its calls) must not
     // allocate in the arena; the host's keeps nothing, and its requests and answers then
     // take no pages of the system allocator's in a fresh instance.
-    let mut outside = OutsideArena(&mut *lookup);
-    let lookup: &mut dyn Lookup = if outside.0.keeps_nothing() {
-        outside.0
+    let mut outside;
+    let lookup: &mut dyn Lookup = if lookup.keeps_nothing() {
+        lookup
     } else {
+        outside = OutsideArena(lookup);
         &mut outside
     };
     crate::arena::evaluation(

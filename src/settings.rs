@@ -92,12 +92,18 @@ impl Settings {
         if text.is_empty() || text == b"null" {
             return Settings::from_raw(RawSettings::default(), providers);
         }
-        // Text that is not JSON is refused as such before any field is looked at, as when
-        // it was parsed into a tree first (a pass that allocates nothing).
-        serde_json::from_slice::<serde::de::IgnoredAny>(text)
-            .map_err(|e| format!("settings are not valid JSON: {e}"))?;
-        let raw = serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(text))
-            .map_err(|e| field_error(e.path(), &without_position(e.inner())))?;
+        let not_json = |e: serde_json::Error| format!("settings are not valid JSON: {e}");
+        let mut deserializer = serde_json::Deserializer::from_slice(text);
+        let raw = match serde_path_to_error::deserialize(&mut deserializer) {
+            Ok(raw) => raw,
+            // Text that is not JSON is refused as such, whatever field came first, as when
+            // it was parsed into a tree first: only a refused text is read a second time.
+            Err(e) => {
+                serde_json::from_slice::<serde::de::IgnoredAny>(text).map_err(not_json)?;
+                return Err(field_error(e.path(), &without_position(e.inner())));
+            }
+        };
+        deserializer.end().map_err(not_json)?;
         Settings::from_raw(raw, providers)
     }
 
