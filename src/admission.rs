@@ -337,7 +337,8 @@ fn evaluate_pod<'a>(
     drop(compared_whole);
     // The pod is edited in place; apply reports whether any edit was made.
     let names = providers::names();
-    let changed = match mutate::apply(pod.projection_mut(), &mut plans, &names, &mut warnings) {
+    let (projection, appended) = pod.parts_mut();
+    let changed = match mutate::apply(projection, appended, &mut plans, &names, &mut warnings) {
         Ok(changed) => changed,
         Err(denial) => return reject(denial, warnings),
     };

@@ -4,9 +4,11 @@
 //! output finds nothing to do.
 
 use crate::keys::INJECTED_MARKER;
-use crate::provider::{ContainerList, Denial, Ownership, Position, ProviderPlan};
+use crate::provider::{ContainerList, Denial, Mount, Ownership, Position, ProviderPlan};
+use crate::sparse::{Appended, Element, Step};
 use crate::warnings::Warnings;
-use serde_json::{json, Map, Value};
+use serde::Serialize;
+use serde_json::{Map, Value};
 use std::collections::BTreeSet;
 
 /// Names starting with this belong to the policy (volumes and init containers).
@@ -111,10 +113,13 @@ fn is_target(list: &str, container: &Value) -> bool {
 /// by edit, so the caller needs no copy of the pod to compare with). Returns a denial, with
 /// the pod untouched, when a container already mounts something else at a provider's path.
 ///
-/// `known_providers` are the names an earlier `cwii.dev/injected` may keep. The plans'
-/// volumes are moved into the pod (what is left of them is not a plan to apply again).
+/// The mounts and env vars given to containers go to `appended` as text, beside the
+/// projection `pod`; everything else is edited in `pod`. `known_providers` are the names an
+/// earlier `cwii.dev/injected` may keep. The plans' volumes are moved into the pod (what is
+/// left of them is not a plan to apply again).
 pub fn apply(
     pod: &mut Value,
+    appended: &mut Appended,
     plans: &mut [ProviderPlan],
     known_providers: &[&str],
     warnings: &mut Warnings,
@@ -128,35 +133,31 @@ pub fn apply(
     upsert_volumes(spec, plans, warnings, &mut changed);
     let plans: &[ProviderPlan] = plans;
     place_containers(spec, plans, warnings, &mut changed);
-    // Each plan's mounts and env as JSON, built once rather than once per container, and
-    // moved (not copied) into the last container that takes them.
-    let mut desired: Vec<DesiredJson> = plans.iter().map(DesiredJson::of).collect();
-    let receives = |plan: &ProviderPlan, list: &str, container: &Value| {
-        is_target(list, container) && !plan.skip_containers.iter().any(|s| s == name_of(container))
-    };
-    for (plan, json) in plans.iter().zip(&mut desired) {
-        json.uses_left = ["containers", "initContainers"]
-            .iter()
-            .filter_map(|list| Some((*list, spec.get(*list)?.as_array()?)))
-            .map(|(list, containers)| {
-                containers
-                    .iter()
-                    .filter(|c| receives(plan, list, c))
-                    .count()
-            })
-            .sum();
-    }
+    // Each plan's mounts and env written as JSON once, however many containers take them.
+    let elements = plans
+        .iter()
+        .map(|plan| PlanElements::of(plan, appended))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Denial {
+            message: format!("cwii: cannot write the injected mounts and env: {e}"),
+            code: 500,
+        })?;
     for list in ["containers", "initContainers"] {
         let Some(containers) = spec.get_mut(list).and_then(Value::as_array_mut) else {
             continue;
         };
-        for container in containers.iter_mut() {
-            for (plan, json) in plans.iter().zip(&mut desired) {
-                if !receives(plan, list, container) {
-                    continue;
+        for (index, container) in containers.iter_mut().enumerate() {
+            let mut given = Given::new(list, index);
+            for (plan, elements) in plans.iter().zip(&elements) {
+                let skipped = plan.skip_containers.iter().any(|s| s == name_of(container));
+                if is_target(list, container) && !skipped {
+                    let edit = Edit {
+                        appended: &mut *appended,
+                        warnings: &mut *warnings,
+                        changed: &mut changed,
+                    };
+                    inject_container(container, plan, elements, &mut given, edit);
                 }
-                json.uses_left -= 1;
-                inject_container(container, plan, json, warnings, &mut changed);
             }
         }
     }
@@ -359,49 +360,121 @@ fn place_containers(
     }
 }
 
-/// A plan's mounts and env vars in the form they take in a container.
-struct DesiredJson {
-    mounts: Vec<Value>,
-    env: Vec<Value>,
-    /// Containers still to receive them after the current one: at 0 they are moved in.
-    uses_left: usize,
+/// A mount as a container's `volumeMounts` holds it (members in name order, as a JSON
+/// object map writes them).
+#[derive(Serialize)]
+struct MountItem<'a> {
+    #[serde(rename = "mountPath")]
+    mount_path: &'a str,
+    name: &'a str,
+    #[serde(rename = "readOnly")]
+    read_only: bool,
 }
 
-impl DesiredJson {
-    /// A copy of `value` for the container, or `value` itself for the last container.
-    fn give(uses_left: usize, value: &mut Value) -> Value {
-        if uses_left == 0 {
-            std::mem::take(value)
-        } else {
-            value.clone()
+impl<'a> MountItem<'a> {
+    fn of(mount: &'a Mount) -> Self {
+        MountItem {
+            mount_path: &mount.path,
+            name: &mount.volume,
+            read_only: mount.read_only,
+        }
+    }
+
+    /// Whether `item` is this mount exactly (the JSON equality of the two objects).
+    fn is(&self, item: &Value) -> bool {
+        item.as_object().is_some_and(|o| {
+            o.len() == 3
+                && o.get("mountPath").and_then(Value::as_str) == Some(self.mount_path)
+                && o.get("name").and_then(Value::as_str) == Some(self.name)
+                && o.get("readOnly") == Some(&Value::Bool(self.read_only))
+        })
+    }
+}
+
+/// An env var as a container's `env` holds it.
+#[derive(Serialize)]
+struct EnvItem<'a> {
+    name: &'a str,
+    value: &'a str,
+}
+
+impl EnvItem<'_> {
+    /// Whether `item` is this env var exactly (the JSON equality of the two objects).
+    fn is(&self, item: &Value) -> bool {
+        item.as_object().is_some_and(|o| {
+            o.len() == 2
+                && o.get("name").and_then(Value::as_str) == Some(self.name)
+                && o.get("value").and_then(Value::as_str) == Some(self.value)
+        })
+    }
+}
+
+/// A plan's mounts and env vars as appendable JSON text, in the plan's order.
+struct PlanElements {
+    mounts: Vec<Element>,
+    env: Vec<Element>,
+}
+
+impl PlanElements {
+    fn of(plan: &ProviderPlan, appended: &mut Appended) -> serde_json::Result<Self> {
+        Ok(PlanElements {
+            mounts: (plan.mounts.iter())
+                .map(|m| appended.element(&MountItem::of(m)))
+                .collect::<Result<_, _>>()?,
+            env: (plan.env.iter())
+                .map(|(name, value)| appended.element(&EnvItem { name, value }))
+                .collect::<Result<_, _>>()?,
+        })
+    }
+}
+
+/// What the plans before the current one appended to a container: the later plans treat
+/// it as the container's own, as they would if it were in the projection.
+struct Given<'p> {
+    mounts_path: [Step<'static>; 4],
+    env_path: [Step<'static>; 4],
+    mounts: Vec<&'p Mount>,
+    env: Vec<&'p (String, String)>,
+}
+
+impl Given<'_> {
+    fn new(list: &'static str, index: usize) -> Self {
+        let path = |field| {
+            [
+                Step::Key("spec"),
+                Step::Key(list),
+                Step::Index(index),
+                Step::Key(field),
+            ]
+        };
+        Given {
+            mounts_path: path("volumeMounts"),
+            env_path: path("env"),
+            mounts: Vec::new(),
+            env: Vec::new(),
         }
     }
 }
 
-impl DesiredJson {
-    fn of(plan: &ProviderPlan) -> Self {
-        DesiredJson {
-            mounts: plan.mounts.iter().map(|m| m.to_json()).collect(),
-            env: plan
-                .env
-                .iter()
-                .map(|(name, value)| json!({"name": name, "value": value}))
-                .collect(),
-            uses_left: 0,
-        }
-    }
+/// Where one container's edits go.
+struct Edit<'e> {
+    appended: &'e mut Appended,
+    warnings: &'e mut Warnings,
+    changed: &'e mut bool,
 }
 
-fn inject_container(
+fn inject_container<'p>(
     container: &mut Value,
-    plan: &ProviderPlan,
-    json: &mut DesiredJson,
-    warnings: &mut Warnings,
-    changed: &mut bool,
+    plan: &'p ProviderPlan,
+    elements: &PlanElements,
+    given: &mut Given<'p>,
+    edit: Edit<'_>,
 ) {
     let container_name = name_of(container).to_string();
-    if let Some(defined) = defines_a_member_of_each(container, plan.leave_alone_when_defined) {
-        warnings.push(format!(
+    if let Some(defined) =
+        defines_a_member_of_each(container, &given.env, plan.leave_alone_when_defined)
+    {
+        edit.warnings.push(format!(
             "cwii: container '{container_name}' defines its own {}; {} left it alone (no mount, no env), as its webhook does",
             defined.join(", "),
             plan.provider
@@ -411,54 +484,74 @@ fn inject_container(
     let Some(object) = container.as_object_mut() else {
         return;
     };
-    let Some(mounts) = array_field(object, "volumeMounts", changed) else {
+    let Some(mounts) = array_field(object, "volumeMounts", edit.changed) else {
         return;
     };
-    let uses_left = json.uses_left;
-    for (mount, desired) in plan.mounts.iter().zip(&mut json.mounts) {
+    for (mount, element) in plan.mounts.iter().zip(&elements.mounts) {
+        let desired = MountItem::of(mount);
         let at_path = mounts.iter_mut().find(|m| {
             same_path(
                 m.get("mountPath").and_then(Value::as_str).unwrap_or(""),
                 &mount.path,
             )
         });
-        match at_path {
-            // check_mount_clashes made sure it mounts our volume; make it exactly ours.
-            Some(existing) => {
-                if existing != desired {
-                    *existing = DesiredJson::give(uses_left, desired);
-                    *changed = true;
-                }
+        // check_mount_clashes made sure one at the path mounts our volume; make it ours.
+        if let Some(existing) = at_path {
+            if !desired.is(existing) {
+                *existing = mount.to_json();
+                *edit.changed = true;
             }
-            None => {
-                mounts.push(DesiredJson::give(uses_left, desired));
-                *changed = true;
+        } else if let Some(nth) = given
+            .mounts
+            .iter()
+            .position(|m| same_path(&m.path, &mount.path))
+        {
+            if given.mounts[nth] != mount {
+                edit.appended.replace(&given.mounts_path, nth, *element);
+                given.mounts[nth] = mount;
+                *edit.changed = true;
             }
+        } else {
+            edit.appended.push(&given.mounts_path, *element);
+            given.mounts.push(mount);
+            *edit.changed = true;
         }
     }
-    let Some(env) = array_field(object, "env", changed) else {
+    let Some(env) = array_field(object, "env", edit.changed) else {
         return;
     };
-    let desired = &mut json.env;
-    let defines = |env: &[Value], name: &str| env.iter().any(|e| name_of(e) == name);
+    let env: &[Value] = env;
+    // The first item of that name, the container's own before the ones given: whether it
+    // is exactly the plan's.
+    let find = |given: &Given, name: &str, value: &str| -> Option<bool> {
+        match env.iter().find(|e| name_of(e) == name) {
+            Some(own) => Some(EnvItem { name, value }.is(own)),
+            None => (given.env.iter())
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v == value),
+        }
+    };
     // Groups are decided on the container as it came, before anything is added.
     let mut withheld: Vec<&str> = Vec::new();
     for group in &plan.env_groups {
-        let members: Vec<usize> = (0..plan.env.len())
-            .filter(|i| group.contains(&plan.env[*i].0.as_str()))
+        let members: Vec<&(String, String)> = (plan.env.iter())
+            .filter(|(name, _)| group.contains(&name.as_str()))
             .collect();
-        let present: Vec<&str> = members
-            .iter()
-            .map(|i| plan.env[*i].0.as_str())
-            .filter(|n| defines(env, n))
+        let present: Vec<&str> = (members.iter())
+            .map(|(name, _)| name.as_str())
+            .filter(|name| find(given, name, "").is_some())
             .collect();
         if present.is_empty() {
             continue;
         }
-        withheld.extend(members.iter().map(|i| plan.env[*i].0.as_str()));
-        if !members.iter().all(|i| env.contains(&desired[*i])) {
-            let names: Vec<&str> = members.iter().map(|i| plan.env[*i].0.as_str()).collect();
-            warnings.push(format!(
+        withheld.extend(members.iter().map(|(name, _)| name.as_str()));
+        let all_set = members.iter().all(|(name, value)| {
+            env.iter().any(|e| EnvItem { name, value }.is(e))
+                || given.env.iter().any(|(n, v)| n == name && v == value)
+        });
+        if !all_set {
+            let names: Vec<&str> = members.iter().map(|(name, _)| name.as_str()).collect();
+            edit.warnings.push(format!(
                 "cwii: container '{container_name}' keeps its own {}; {} set none of {} (they go together)",
                 present.join(", "),
                 plan.provider,
@@ -466,19 +559,21 @@ fn inject_container(
             ));
         }
     }
-    for (index, (name, _)) in plan.env.iter().enumerate() {
+    for (pair, element) in plan.env.iter().zip(&elements.env) {
+        let (name, value) = pair;
         if withheld.contains(&name.as_str()) {
             continue;
         }
-        match env.iter().find(|e| name_of(e) == name) {
-            Some(existing) if *existing == desired[index] => {}
-            Some(_) => warnings.push(format!(
+        match find(given, name, value) {
+            Some(true) => {}
+            Some(false) => edit.warnings.push(format!(
                 "cwii: container '{container_name}' keeps its own {name}; {} did not set it",
                 plan.provider
             )),
             None => {
-                env.push(DesiredJson::give(uses_left, &mut desired[index]));
-                *changed = true;
+                edit.appended.push(&given.env_path, *element);
+                given.env.push(pair);
+                *edit.changed = true;
             }
         }
     }
@@ -486,7 +581,12 @@ fn inject_container(
 
 /// For each group, the first member the container defines; `None` unless it defines one of
 /// every group (and there are groups).
-fn defines_a_member_of_each(container: &Value, groups: &[&[&str]]) -> Option<Vec<String>> {
+/// The container's env is its own and what earlier plans gave it.
+fn defines_a_member_of_each(
+    container: &Value,
+    given: &[&(String, String)],
+    groups: &[&[&str]],
+) -> Option<Vec<String>> {
     if groups.is_empty() {
         return None;
     }
@@ -494,8 +594,8 @@ fn defines_a_member_of_each(container: &Value, groups: &[&[&str]]) -> Option<Vec
     groups
         .iter()
         .map(|group| {
-            env.iter()
-                .map(name_of)
+            (env.iter().map(name_of))
+                .chain(given.iter().map(|(name, _)| name.as_str()))
                 .find(|n| group.contains(n))
                 .map(str::to_string)
         })
@@ -554,6 +654,74 @@ fn annotate(pod: &mut Value, plans: &[ProviderPlan], known_providers: &[&str], c
         if annotations.get(key).and_then(Value::as_str) != Some(value) {
             annotations.insert(key.to_string(), Value::String(value.to_string()));
             *changed = true;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn appended_items_are_the_json_objects_a_container_holds_byte_for_byte() {
+        let hostile = "a\"b\\c\n}{,\u{7f}é\u{2028}";
+        for (volume, path, read_only) in [
+            ("cwii-az-token", "/var/run/x", true),
+            (hostile, hostile, false),
+        ] {
+            let mount = Mount {
+                volume: volume.into(),
+                path: path.into(),
+                read_only,
+            };
+            let tree = mount.to_json();
+            assert_eq!(
+                serde_json::to_string(&MountItem::of(&mount)).unwrap(),
+                tree.to_string()
+            );
+            assert!(MountItem::of(&mount).is(&tree));
+            let env = EnvItem {
+                name: volume,
+                value: path,
+            };
+            let tree = json!({"name": volume, "value": path});
+            assert_eq!(serde_json::to_string(&env).unwrap(), tree.to_string());
+            assert!(env.is(&tree));
+        }
+    }
+
+    #[test]
+    fn an_item_is_the_plans_only_when_the_objects_are_equal() {
+        let mount = Mount {
+            volume: "v".into(),
+            path: "/p".into(),
+            read_only: true,
+        };
+        let item = MountItem::of(&mount);
+        for other in [
+            json!({"name": "v", "mountPath": "/p", "readOnly": false}),
+            json!({"name": "v", "mountPath": "/p/", "readOnly": true}),
+            json!({"name": "v", "mountPath": "/p", "readOnly": "true"}),
+            json!({"name": "v", "mountPath": "/p"}),
+            json!({"name": "v", "mountPath": "/p", "readOnly": true, "subPath": "s"}),
+            json!(["v", "/p", true]),
+        ] {
+            assert!(!item.is(&other), "{other}");
+            assert_ne!(other, mount.to_json());
+        }
+        let env = EnvItem {
+            name: "N",
+            value: "v",
+        };
+        for other in [
+            json!({"name": "N", "value": "w"}),
+            json!({"name": "N"}),
+            json!({"name": "N", "value": "v", "valueFrom": {}}),
+            json!({"name": "N", "valueFrom": {"fieldRef": {}}}),
+            json!({"name": "N", "value": 1}),
+        ] {
+            assert!(!env.is(&other), "{other}");
         }
     }
 }

@@ -226,12 +226,100 @@ enum Slot<'a> {
     Superseded,
 }
 
-/// A pod read sparsely: the projection the core works on, and what it takes to write the
-/// whole pod back.
+/// A pod read sparsely: the projection the core works on, the elements appended beside it,
+/// and what it takes to write the whole pod back.
 #[derive(Debug)]
 pub struct SparsePod<'a> {
     skeleton: Skeleton<'a>,
     projection: Value,
+    appended: Appended,
+}
+
+/// A step of a path from the pod's root: a member's name or a list element's position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Step<'k> {
+    Key(&'k str),
+    Index(usize),
+}
+
+/// List elements added beside the projection, as JSON text, and written after the
+/// projection's own elements of their list. The mutation gives every container the same
+/// env vars and mounts: as trees, each would be a JSON object per container, the largest
+/// part of what an evaluation allocates (README, Performance). Each element's text is
+/// stored once, and a list refers to it by its [`Element`] handle.
+#[derive(Debug, Default)]
+pub struct Appended {
+    text: Vec<u8>,
+    /// Where each element's text is in `text`.
+    elements: Vec<(usize, usize)>,
+    /// The lists given elements: the path of each (its positions those of the projection as
+    /// it is written), and its elements in order.
+    lists: Vec<(Vec<Step<'static>>, Vec<Element>)>,
+}
+
+/// One element's text in an [`Appended`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Element(usize);
+
+impl Appended {
+    /// Stores the JSON text of `value`, to be appended to lists by [`Appended::push`].
+    pub fn element(&mut self, value: &impl serde::Serialize) -> serde_json::Result<Element> {
+        let start = self.text.len();
+        if let Err(e) = serde_json::to_writer(&mut self.text, value) {
+            self.text.truncate(start);
+            return Err(e);
+        }
+        self.elements.push((start, self.text.len()));
+        Ok(Element(self.elements.len() - 1))
+    }
+
+    /// Appends `element` to the list at `path`, after the projection's elements and those
+    /// appended to it before. The list must be in the projection when the pod is written:
+    /// its elements are written where the list is.
+    pub fn push(&mut self, path: &[Step<'static>], element: Element) {
+        match self.find(path) {
+            Ok(at) => self.lists[at].1.push(element),
+            Err(at) => self.lists.insert(at, (path.to_vec(), vec![element])),
+        }
+    }
+
+    /// Puts `element` in place of the `nth` element appended to the list at `path`; `false`
+    /// when it has none there.
+    pub fn replace(&mut self, path: &[Step<'static>], nth: usize, element: Element) -> bool {
+        let slot = (self.find(path).ok()).and_then(|at| self.lists[at].1.get_mut(nth));
+        match slot {
+            Some(slot) => {
+                *slot = element;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The list at `path` (`Ok`), or where it would be (`Err`): lists are kept in path
+    /// order, so that the writer, asking at every value it writes, finds them in a few steps.
+    fn find(&self, path: &[Step<'_>]) -> Result<usize, usize> {
+        self.lists.binary_search_by(|(p, _)| p.as_slice().cmp(path))
+    }
+
+    fn after(&self, path: &[Step<'_>]) -> &[Element] {
+        match self.find(path) {
+            Ok(at) => &self.lists[at].1,
+            Err(_) => &[],
+        }
+    }
+
+    /// Whether some list at or below `path` was given elements.
+    fn under(&self, path: &[Step<'_>]) -> bool {
+        // The first path not before `path` is `path` itself or, if any, one below it.
+        let at = self.find(path).unwrap_or_else(|at| at);
+        self.lists.get(at).is_some_and(|(p, _)| p.starts_with(path))
+    }
+
+    fn text_of(&self, element: Element) -> &[u8] {
+        let (start, end) = self.elements[element.0];
+        &self.text[start..end]
+    }
 }
 
 impl<'a> SparsePod<'a> {
@@ -243,6 +331,7 @@ impl<'a> SparsePod<'a> {
         Ok(SparsePod {
             skeleton,
             projection,
+            appended: Appended::default(),
         })
     }
 
@@ -253,6 +342,11 @@ impl<'a> SparsePod<'a> {
 
     pub fn projection_mut(&mut self) -> &mut Value {
         &mut self.projection
+    }
+
+    /// The projection and the elements appended beside it, to edit both at once.
+    pub fn parts_mut(&mut self) -> (&mut Value, &mut Appended) {
+        (&mut self.projection, &mut self.appended)
     }
 
     /// Reads whole, into the projection, the elements of the `[]` list at `path` that
@@ -288,8 +382,15 @@ impl<'a> SparsePod<'a> {
                 continue;
             };
             let mut text = Vec::new();
-            write_value(&mut text, element, item)?;
+            Writer::new(&mut text, &self.appended).value(element, item)?;
             *item = serde_json::from_slice(&text)?;
+            // Read whole, the element's own members are in the projection: one named like
+            // the index would send the writer to another element's text.
+            if item.get(INDEX_KEY).is_some() {
+                return Err(de::Error::custom(
+                    "an element has a member named \"\\u0000index\", which no Kubernetes object has",
+                ));
+            }
             *element = Skeleton::Whole;
         }
         Ok(())
@@ -304,7 +405,7 @@ impl<'a> SparsePod<'a> {
     }
 
     pub fn write_to(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
-        write_value(out, &self.skeleton, &self.projection)
+        Writer::new(out, &self.appended).value(&self.skeleton, &self.projection)
     }
 }
 
@@ -314,70 +415,133 @@ fn index_of(item: &Value) -> Option<usize> {
         .and_then(|i| usize::try_from(i).ok())
 }
 
-fn write_value(out: &mut Vec<u8>, skeleton: &Skeleton, value: &Value) -> serde_json::Result<()> {
-    match (skeleton, value) {
-        (Skeleton::Object(members), Value::Object(tree)) => write_object(out, members, tree),
-        (Skeleton::List(elements), Value::Array(items)) => {
-            out.push(b'[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                match index_of(item).and_then(|i| elements.get(i)) {
-                    Some(element @ Skeleton::Object(_)) => write_value(out, element, item)?,
-                    _ => serde_json::to_writer(&mut *out, item)?,
-                }
-            }
-            out.push(b']');
-            Ok(())
-        }
-        _ => serde_json::to_writer(out, value),
-    }
+/// Writes a pod: the skeleton's text, the projection's values, and the appended elements at
+/// the end of their lists, found by the path of the value being written.
+struct Writer<'w> {
+    out: &'w mut Vec<u8>,
+    appended: &'w Appended,
+    path: Vec<Step<'w>>,
 }
 
-fn write_object(
-    out: &mut Vec<u8>,
-    members: &[Member],
-    tree: &Map<String, Value>,
-) -> serde_json::Result<()> {
-    out.push(b'{');
-    let mut first = true;
-    let mut key = |out: &mut Vec<u8>, key: &str| -> serde_json::Result<()> {
-        if !std::mem::take(&mut first) {
-            out.push(b',');
+impl<'w> Writer<'w> {
+    fn new(out: &'w mut Vec<u8>, appended: &'w Appended) -> Self {
+        Writer {
+            out,
+            appended,
+            path: Vec::new(),
         }
-        serde_json::to_writer(&mut *out, key)?;
-        out.push(b':');
-        Ok(())
-    };
-    for member in members {
-        match &member.slot {
-            Slot::Text(text) => {
-                key(out, &member.key)?;
-                out.extend_from_slice(text.get().as_bytes());
-            }
-            // A member the core removed is left out.
-            Slot::Read(skeleton) => {
-                if let Some(value) = tree.get(member.key.as_ref()) {
-                    key(out, &member.key)?;
-                    write_value(out, skeleton, value)?;
+    }
+
+    fn value(&mut self, skeleton: &'w Skeleton, value: &'w Value) -> serde_json::Result<()> {
+        match (skeleton, value) {
+            (Skeleton::Object(members), Value::Object(tree)) => self.object(members, tree),
+            (Skeleton::List(elements), Value::Array(items)) => {
+                self.out.push(b'[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        self.out.push(b',');
+                    }
+                    self.path.push(Step::Index(i));
+                    match index_of(item).and_then(|i| elements.get(i)) {
+                        Some(element @ Skeleton::Object(_)) => self.value(element, item)?,
+                        _ => self.plain(item)?,
+                    }
+                    self.path.pop();
                 }
+                self.appended_elements(items.is_empty());
+                self.out.push(b']');
+                Ok(())
             }
-            Slot::Superseded => {}
+            _ => self.plain(value),
         }
     }
-    // Members the core added.
-    for (name, value) in tree {
-        let was_read = members
-            .iter()
-            .any(|m| matches!(m.slot, Slot::Read(_)) && m.key == name.as_str());
-        if !was_read && name != INDEX_KEY {
-            key(out, name)?;
-            serde_json::to_writer(&mut *out, value)?;
+
+    /// A value of the projection alone: serialised as it is, unless lists in it were given
+    /// elements.
+    fn plain(&mut self, value: &'w Value) -> serde_json::Result<()> {
+        if !self.appended.under(&self.path) {
+            return serde_json::to_writer(&mut *self.out, value);
+        }
+        match value {
+            Value::Object(tree) => self.object(&[], tree),
+            Value::Array(items) => {
+                self.out.push(b'[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        self.out.push(b',');
+                    }
+                    self.path.push(Step::Index(i));
+                    self.plain(item)?;
+                    self.path.pop();
+                }
+                self.appended_elements(items.is_empty());
+                self.out.push(b']');
+                Ok(())
+            }
+            _ => serde_json::to_writer(&mut *self.out, value),
         }
     }
-    out.push(b'}');
-    Ok(())
+
+    /// The elements appended to the list at the current path (`empty`: it has none of its
+    /// own before them).
+    fn appended_elements(&mut self, empty: bool) {
+        for (i, element) in self.appended.after(&self.path).iter().enumerate() {
+            if i > 0 || !empty {
+                self.out.push(b',');
+            }
+            self.out.extend_from_slice(self.appended.text_of(*element));
+        }
+    }
+
+    fn key(&mut self, first: &mut bool, key: &str) -> serde_json::Result<()> {
+        if !std::mem::take(first) {
+            self.out.push(b',');
+        }
+        serde_json::to_writer(&mut *self.out, key)?;
+        self.out.push(b':');
+        Ok(())
+    }
+
+    fn object(
+        &mut self,
+        members: &'w [Member],
+        tree: &'w Map<String, Value>,
+    ) -> serde_json::Result<()> {
+        self.out.push(b'{');
+        let mut first = true;
+        for member in members {
+            match &member.slot {
+                Slot::Text(text) => {
+                    self.key(&mut first, &member.key)?;
+                    self.out.extend_from_slice(text.get().as_bytes());
+                }
+                // A member the core removed is left out.
+                Slot::Read(skeleton) => {
+                    if let Some(value) = tree.get(member.key.as_ref()) {
+                        self.key(&mut first, &member.key)?;
+                        self.path.push(Step::Key(&member.key));
+                        self.value(skeleton, value)?;
+                        self.path.pop();
+                    }
+                }
+                Slot::Superseded => {}
+            }
+        }
+        // Members the core added.
+        for (name, value) in tree {
+            let was_read = members
+                .iter()
+                .any(|m| matches!(m.slot, Slot::Read(_)) && m.key == name.as_str());
+            if !was_read && name != INDEX_KEY {
+                self.key(&mut first, name)?;
+                self.path.push(Step::Key(name));
+                self.plain(value)?;
+                self.path.pop();
+            }
+        }
+        self.out.push(b'}');
+        Ok(())
+    }
 }
 
 /// Reads one value by its declared fields; the result is its skeleton and projection.
@@ -683,6 +847,99 @@ mod tests {
         let text = r#"{"sp\u0065c":{"containers":[{"n\u0061me":"c","\"q\"":1}]}}"#;
         let pod = SparsePod::read(text, &fields()).unwrap();
         assert_eq!(pod.projection()["spec"]["containers"][0]["name"], "c");
+        assert_eq!(
+            round_trip(text),
+            serde_json::from_str::<Value>(text).unwrap()
+        );
+    }
+
+    fn element_texts(appended: &mut Appended, values: &[Value]) -> Vec<Element> {
+        values
+            .iter()
+            .map(|v| appended.element(v).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn appended_elements_follow_their_lists_own_wherever_the_list_is_written() {
+        let text = r#"{"spec":{"containers":[{"name":"a","image":"ia","env":[{"name":"OWN","value":"1"}]},{"name":"b","image":"ib"}],"x":1}}"#;
+        let fields = Fields::from_paths(&["spec.containers[].name", "spec.containers[].env"]);
+        let mut pod = SparsePod::read(text, &fields).unwrap();
+        let (projection, appended) = pod.parts_mut();
+        let containers = projection["spec"]["containers"].as_array_mut().unwrap();
+        // b gets an env list, a container made by the core is put first, and a list the
+        // core adds (initContainers) holds one container written from the tree alone.
+        containers[1]["env"] = json!([]);
+        containers.insert(
+            0,
+            json!({"name": "new", "env": [{"name": "N", "value": "n"}]}),
+        );
+        projection["spec"]["initContainers"] = json!([{"name": "init", "env": []}]);
+        let [e1, e2, e3] = element_texts(
+            appended,
+            &[
+                json!({"name": "E1", "value": "x\"y"}),
+                json!({"name": "E2", "value": ""}),
+                json!(7),
+            ],
+        )[..] else {
+            unreachable!()
+        };
+        let env = |list: &'static str, index: usize| {
+            [
+                Step::Key("spec"),
+                Step::Key(list),
+                Step::Index(index),
+                Step::Key("env"),
+            ]
+        };
+        for index in 0..3 {
+            appended.push(&env("containers", index), e1);
+            appended.push(&env("containers", index), e2);
+        }
+        appended.push(&env("initContainers", 0), e1);
+        assert!(appended.replace(&env("containers", 2), 1, e3));
+        assert!(!appended.replace(&env("containers", 2), 2, e3));
+        assert!(!appended.replace(&env("initContainers", 1), 0, e3));
+        let out = String::from_utf8(pod.to_json().unwrap()).unwrap();
+        assert_eq!(
+            out,
+            concat!(
+                r#"{"spec":{"containers":["#,
+                r#"{"env":[{"name":"N","value":"n"},{"name":"E1","value":"x\"y"},{"name":"E2","value":""}],"name":"new"},"#,
+                r#"{"name":"a","image":"ia","env":[{"name":"OWN","value":"1"},{"name":"E1","value":"x\"y"},{"name":"E2","value":""}]},"#,
+                r#"{"name":"b","image":"ib","env":[{"name":"E1","value":"x\"y"},7]}"#,
+                r#"],"x":1,"initContainers":[{"env":[{"name":"E1","value":"x\"y"}],"name":"init"}]}}"#
+            )
+        );
+    }
+
+    #[test]
+    fn a_pod_with_nothing_appended_is_written_from_the_tree_as_before() {
+        let text = r#"{"spec":{"containers":[{"name":"a","env":[{"name":"E","value":"v"}]}]}}"#;
+        let mut pod = SparsePod::read(text, &fields()).unwrap();
+        let (_, appended) = pod.parts_mut();
+        // An element stored but appended nowhere is written nowhere.
+        appended.element(&json!({"name": "unused"})).unwrap();
+        assert_eq!(String::from_utf8(pod.to_json().unwrap()).unwrap(), text);
+    }
+
+    #[test]
+    fn an_element_read_whole_with_a_member_named_like_the_index_is_refused() {
+        // Otherwise the writer would take the member for the element's index and write the
+        // other element's text in its place.
+        let text = r#"{"spec":{"containers":[{"name":"a","image":"ia"},{"name":"b","image":"ib","\u0000index":0}]}}"#;
+        let mut pod = SparsePod::read(text, &fields()).unwrap();
+        let error = pod
+            .read_whole(&["spec", "containers"], |c| c["name"] == "b")
+            .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains(r#"a member named "\u0000index""#),
+            "{error}"
+        );
+        // Read sparsely, the member is not in the projection, and comes back as it came.
         assert_eq!(
             round_trip(text),
             serde_json::from_str::<Value>(text).unwrap()
