@@ -97,7 +97,7 @@ pub fn build_plan(
         audience: audience.as_deref().unwrap_or(""),
         token_expiration_seconds: settings.token_expiration_seconds,
         verify_image,
-        injected_container_resources: &settings.injected_container_resources,
+        injected_container_resources: settings.container_resources(),
         provider_fields: &provider_settings.fields,
         native_fields,
     };

@@ -430,7 +430,9 @@ pub fn string_field(
     check: fn(&str) -> Result<(), String>,
 ) -> Result<Value, String> {
     let value = match raw {
-        None => default.to_string(),
+        // A field's default passes its check (tested for every field): not checked again
+        // on every fresh instance's request.
+        None => return Ok(Value::String(default.to_string())),
         Some(Value::String(s)) => s.clone(),
         Some(other) => return Err(format!("expected a string, found {other}")),
     };

@@ -30,8 +30,9 @@ pub struct Settings {
     pub token_expiration_seconds: i64,
     pub native_annotations: bool,
     pub lookup_failure: LookupFailure,
-    /// `resources` of every injected container, already validated.
-    pub injected_container_resources: Value,
+    /// `resources` of every injected container, already validated; `None` for the
+    /// default, made only when a container is injected ([`Settings::container_resources`]).
+    pub injected_container_resources: Option<Value>,
     /// One entry per registered provider, keyed by its abbreviation.
     pub providers: BTreeMap<&'static str, ProviderSettings>,
     /// `native.<layout>` for every provider's layout, keyed by the layout's name.
@@ -54,6 +55,15 @@ pub struct ProviderSettings {
 impl Settings {
     pub fn provider(&self, name: &str) -> Option<&ProviderSettings> {
         self.providers.get(name)
+    }
+
+    /// `resources` of every injected container.
+    pub fn container_resources(&self) -> &Value {
+        static DEFAULT: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+        match &self.injected_container_resources {
+            Some(resources) => resources,
+            None => DEFAULT.get_or_init(default_container_resources),
+        }
     }
 }
 
@@ -94,17 +104,21 @@ impl Settings {
         }
         let not_json = |e: serde_json::Error| format!("settings are not valid JSON: {e}");
         let mut deserializer = serde_json::Deserializer::from_slice(text);
-        let raw = match serde_path_to_error::deserialize(&mut deserializer) {
-            Ok(raw) => raw,
-            // Text that is not JSON is refused as such, whatever field came first, as when
-            // it was parsed into a tree first: only a refused text is read a second time.
-            Err(e) => {
-                serde_json::from_slice::<serde::de::IgnoredAny>(text).map_err(not_json)?;
-                return Err(field_error(e.path(), &without_position(e.inner())));
-            }
-        };
-        deserializer.end().map_err(not_json)?;
-        Settings::from_raw(raw, providers)
+        // Read without tracking where it is, which only a message needs: a refused text is
+        // read again for its message, and no valid one pays for it.
+        if let Ok(raw) = RawSettings::deserialize(&mut deserializer) {
+            deserializer.end().map_err(not_json)?;
+            return Settings::from_raw(raw, providers);
+        }
+        // Text that is not JSON is refused as such, whatever field came first, as when it
+        // was parsed into a tree first.
+        serde_json::from_slice::<serde::de::IgnoredAny>(text).map_err(not_json)?;
+        let mut deserializer = serde_json::Deserializer::from_slice(text);
+        match serde_path_to_error::deserialize::<_, RawSettings>(&mut deserializer) {
+            Err(e) => Err(field_error(e.path(), &without_position(e.inner()))),
+            // Unreachable: the same text was refused above.
+            Ok(_) => Err("invalid settings".to_string()),
+        }
     }
 
     /// Validates and fills defaults, from the descriptions the providers hand over. Every
@@ -143,8 +157,8 @@ impl Settings {
             }
         };
         let injected_container_resources = match raw.injected_container_resources {
-            None => default_container_resources(),
-            Some(resources) => check_resources(resources)?,
+            None => None,
+            Some(resources) => Some(check_resources(resources)?),
         };
 
         let names: Vec<&str> = providers.iter().map(|p| p.name()).collect();

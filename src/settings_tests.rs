@@ -30,9 +30,10 @@ fn empty_and_null_mean_defaults() {
     assert_eq!(defaults.token_expiration_seconds, 3600);
     assert!(!defaults.native_annotations);
     assert_eq!(defaults.lookup_failure, LookupFailure::Deny);
+    assert_eq!(defaults.injected_container_resources, None);
     assert_eq!(
-        defaults.injected_container_resources,
-        json!({"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}})
+        defaults.container_resources(),
+        &json!({"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}})
     );
     let gcp = &defaults.providers["gcp"];
     assert!(gcp.enabled);
@@ -71,7 +72,7 @@ fn full_example_parses() {
     assert_eq!(s.token_expiration_seconds, 7200);
     assert!(s.native_annotations);
     assert_eq!(s.lookup_failure, LookupFailure::Ignore);
-    assert_eq!(s.injected_container_resources["requests"]["memory"], "1000");
+    assert_eq!(s.container_resources()["requests"]["memory"], "1000");
     assert!(!s.providers["gcp"].enabled);
     assert_eq!(s.providers["gcp"].fields["delivery"], "init-container");
     assert_eq!(
@@ -224,5 +225,27 @@ fn quantities() {
     }
     for bad in ["", "m", "1.2.3", "5 Mi", "lots", "1e", "Mi5"] {
         assert!(!is_quantity(bad), "{bad}");
+    }
+}
+
+#[test]
+fn every_fields_default_passes_its_own_check() {
+    // Defaults are taken without their check (settings are parsed on every fresh
+    // instance's request): given explicitly, each must be accepted and mean the same.
+    for provider in providers::all() {
+        let layouts = provider.native_layout().into_iter();
+        let fields = (provider.settings_fields().iter())
+            .chain(layouts.flat_map(|layout| layout.settings_fields()));
+        for field in fields {
+            let default = (field.check)(None)
+                .unwrap_or_else(|e| panic!("{}.{}: {e}", provider.name(), field.name));
+            assert_eq!(
+                (field.check)(Some(&default)),
+                Ok(default.clone()),
+                "{}.{}",
+                provider.name(),
+                field.name
+            );
+        }
     }
 }
