@@ -338,7 +338,7 @@ fn evaluate_pod<'a>(
     // The pod is edited in place; apply reports whether any edit was made.
     let names = providers::names();
     let (projection, appended) = pod.parts_mut();
-    let changed = match mutate::apply(projection, appended, &mut plans, &names, &mut warnings) {
+    let changed = match mutate::apply(projection, appended, &plans, &names, &mut warnings) {
         Ok(changed) => changed,
         Err(denial) => return reject(denial, warnings),
     };

@@ -4,7 +4,9 @@
 //! output finds nothing to do.
 
 use crate::keys::INJECTED_MARKER;
-use crate::provider::{ContainerList, Denial, Mount, Ownership, Position, ProviderPlan};
+use crate::provider::{
+    ContainerList, Denial, Mount, Ownership, PlannedVolume, Position, ProviderPlan,
+};
 use crate::sparse::{Appended, Element, Step};
 use crate::warnings::Warnings;
 use serde::Serialize;
@@ -115,12 +117,11 @@ fn is_target(list: &str, container: &Value) -> bool {
 ///
 /// The mounts and env vars given to containers go to `appended` as text, beside the
 /// projection `pod`; everything else is edited in `pod`. `known_providers` are the names an
-/// earlier `cwii.dev/injected` may keep. The plans' volumes are moved into the pod (what is
-/// left of them is not a plan to apply again).
+/// earlier `cwii.dev/injected` may keep.
 pub fn apply(
     pod: &mut Value,
     appended: &mut Appended,
-    plans: &mut [ProviderPlan],
+    plans: &[ProviderPlan],
     known_providers: &[&str],
     warnings: &mut Warnings,
 ) -> Result<bool, Denial> {
@@ -130,18 +131,15 @@ pub fn apply(
         return Err(malformed("the pod has no spec object".into()));
     };
     let mut changed = false;
-    upsert_volumes(spec, plans, warnings, &mut changed);
-    let plans: &[ProviderPlan] = plans;
+    upsert_volumes(spec, plans, appended, warnings, &mut changed)
+        .map_err(|e| Denial::internal(format!("cannot write the injected volumes: {e}")))?;
     place_containers(spec, plans, warnings, &mut changed);
     // Each plan's mounts and env written as JSON once, however many containers take them.
     let elements = plans
         .iter()
         .map(|plan| PlanElements::of(plan, appended))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| Denial {
-            message: format!("cwii: cannot write the injected mounts and env: {e}"),
-            code: 500,
-        })?;
+        .map_err(|e| Denial::internal(format!("cannot write the injected mounts and env: {e}")))?;
     for list in ["containers", "initContainers"] {
         let Some(containers) = spec.get_mut(list).and_then(Value::as_array_mut) else {
             continue;
@@ -226,19 +224,30 @@ fn array_field<'a>(
     slot.as_array_mut()
 }
 
+/// `spec.volumes`, where the plans' volumes go.
+const VOLUMES: [Step<'static>; 2] = [Step::Key("spec"), Step::Key("volumes")];
+
 fn upsert_volumes(
     spec: &mut Map<String, Value>,
-    plans: &mut [ProviderPlan],
+    plans: &[ProviderPlan],
+    appended: &mut Appended,
     warnings: &mut Warnings,
     changed: &mut bool,
-) {
+) -> serde_json::Result<()> {
     let Some(volumes) = array_field(spec, "volumes", changed) else {
-        return;
+        return Ok(());
     };
-    let mut inserted_first = 0;
-    for planned in plans.iter_mut().flat_map(|p| &mut p.volumes) {
-        let desired = &mut planned.value;
-        let name = name_of(desired).to_string();
+    // The volumes given so far, as the list counts its given elements: those put before
+    // the pod's own, then those after. A later plan's volume of the same name takes the
+    // place of one, as it would replace it in the list.
+    let (mut before, mut after): (Vec<&PlannedVolume>, Vec<&PlannedVolume>) = Default::default();
+    for planned in plans.iter().flat_map(|p| &p.volumes) {
+        let name = planned.name.as_str();
+        // Read into a tree only to be compared with the pod's volume of that name.
+        let mut desired = match volumes.iter().any(|v| name_of(v) == name) {
+            true => Some(serde_json::from_str::<Value>(planned.json.get())?),
+            false => None,
+        };
         let mut seen = false;
         let mut replaced = false;
         volumes.retain_mut(|existing| {
@@ -251,18 +260,35 @@ fn upsert_volumes(
                 return false;
             }
             seen = true;
-            if existing != desired {
-                *existing = std::mem::take(desired);
+            if let Some(desired) = desired.take().filter(|d| d != existing) {
+                *existing = desired;
                 replaced = true;
             }
             true
         });
-        if !seen {
-            if planned.first {
-                volumes.insert(inserted_first, std::mem::take(desired));
-                inserted_first += 1;
+        let earlier = (before.iter().chain(&after)).position(|v| v.name == name);
+        if let (false, Some(nth)) = (seen, earlier) {
+            seen = true;
+            let previous = if nth < before.len() {
+                &mut before[nth]
             } else {
-                volumes.push(std::mem::take(desired));
+                &mut after[nth - before.len()]
+            };
+            if previous.json.get() != planned.json.get() {
+                let element = appended.element(&*planned.json)?;
+                appended.replace(&VOLUMES, nth, element);
+                *previous = planned;
+                replaced = true;
+            }
+        }
+        if !seen {
+            let element = appended.element(&*planned.json)?;
+            if planned.first {
+                appended.push_before(&VOLUMES, element);
+                before.push(planned);
+            } else {
+                appended.push(&VOLUMES, element);
+                after.push(planned);
             }
             *changed = true;
         }
@@ -273,6 +299,7 @@ fn upsert_volumes(
             ));
         }
     }
+    Ok(())
 }
 
 fn place_containers(

@@ -6,7 +6,7 @@
 use crate::keys::shared;
 use crate::provider::{
     token_volume, AddedContainer, ContainerList, Denial, FieldValues, Mount, NativeLayout,
-    Ownership, PlanContext, PlannedVolume, Position, Provider, ProviderPlan, ResolvedKeys,
+    Ownership, PlanContext, Position, Provider, ProviderPlan, ResolvedKeys,
 };
 use crate::settings::{Settings, MIN_TOKEN_EXPIRATION_SECONDS};
 use crate::warnings::Warnings;
@@ -171,10 +171,19 @@ fn cwii_layout(
     let name = provider.name();
     let token = format!("cwii-{name}-token");
     let mut plan = ProviderPlan::new(name);
-    plan.volumes.push(PlannedVolume {
-        value: token_volume(&token, "token", ctx.audience, ctx.token_expiration_seconds),
-        first: false,
-    });
+    match token_volume(
+        &token,
+        "token",
+        ctx.audience,
+        ctx.token_expiration_seconds,
+        false,
+    ) {
+        Ok(volume) => plan.volumes.push(volume),
+        Err(reason) => {
+            warnings.push(format!("cwii: {name} skipped: {reason}"));
+            return None;
+        }
+    }
     plan.mounts.push(Mount {
         volume: token,
         path: ctx.path(name),

@@ -5,6 +5,8 @@
 
 use crate::keys::{KeyDef, KeyValue};
 use crate::warnings::Warnings;
+use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
@@ -98,6 +100,14 @@ pub struct Denial {
 impl Denial {
     pub fn bad_request(message: String) -> Self {
         Denial { message, code: 400 }
+    }
+
+    /// The policy could not do its part (`reason` says what).
+    pub fn internal(reason: String) -> Self {
+        Denial {
+            message: format!("cwii: {reason}"),
+            code: 500,
+        }
     }
 }
 
@@ -262,11 +272,35 @@ pub struct AddedContainer {
 }
 
 /// A volume the plan needs; one of the same name is replaced when it differs.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct PlannedVolume {
-    pub value: Value,
+    /// Its `name`, reserved for the policy.
+    pub name: String,
+    /// The volume's JSON, written once: added to the pod as text, and read into a tree
+    /// only to be compared with a volume of the pod that has its name.
+    pub json: Box<RawValue>,
     /// Inserted first in `spec.volumes` (the EKS webhook) rather than appended.
     pub first: bool,
+}
+
+impl PartialEq for PlannedVolume {
+    fn eq(&self, other: &Self) -> bool {
+        (&self.name, self.json.get(), self.first) == (&other.name, other.json.get(), other.first)
+    }
+}
+
+impl PlannedVolume {
+    /// `volume` must serialise to an object whose `name` is `name`; its members in name
+    /// order, as a JSON object map would write them, keep the pod's text as before.
+    pub fn new(name: &str, volume: &impl Serialize, first: bool) -> Result<Self, String> {
+        let json = serde_json::value::to_raw_value(volume)
+            .map_err(|e| format!("cannot write the volume {name}: {e}"))?;
+        Ok(PlannedVolume {
+            name: name.to_string(),
+            json,
+            first,
+        })
+    }
 }
 
 /// Everything one provider puts into the pod.
@@ -326,13 +360,47 @@ impl ProviderPlan {
 }
 
 /// A projected ServiceAccount token volume.
-pub fn token_volume(name: &str, path: &str, audience: &str, expiration: i64) -> Value {
-    json!({
-        "name": name,
-        "projected": {"sources": [{"serviceAccountToken": {
-            "path": path, "audience": audience, "expirationSeconds": expiration
-        }}]}
-    })
+pub fn token_volume(
+    name: &str,
+    path: &str,
+    audience: &str,
+    expiration: i64,
+    first: bool,
+) -> Result<PlannedVolume, String> {
+    #[derive(Serialize)]
+    struct Volume<'a> {
+        name: &'a str,
+        projected: Projected<'a>,
+    }
+    #[derive(Serialize)]
+    struct Projected<'a> {
+        sources: [Source<'a>; 1],
+    }
+    #[derive(Serialize)]
+    struct Source<'a> {
+        #[serde(rename = "serviceAccountToken")]
+        service_account_token: Token<'a>,
+    }
+    #[derive(Serialize)]
+    struct Token<'a> {
+        audience: &'a str,
+        #[serde(rename = "expirationSeconds")]
+        expiration_seconds: i64,
+        path: &'a str,
+    }
+    let volume = Volume {
+        name,
+        projected: Projected {
+            sources: [Source {
+                service_account_token: Token {
+                    audience,
+                    expiration_seconds: expiration,
+                    path,
+                },
+            }],
+        },
+    };
+    PlannedVolume::new(name, &volume, first)
 }
 
 /// What a provider may read while building a plan. Plain values, so that providers need
@@ -489,4 +557,28 @@ pub fn check_mount_path(path: &str) -> Result<String, String> {
         ));
     }
     Ok(trimmed.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_volume_is_the_json_object_it_was_byte_for_byte() {
+        let hostile = "a\"b\\c\n}{,\u{7f}é\u{2028}";
+        for (name, path, audience, expiration) in [
+            ("cwii-gcp-token", "token", "//iam.googleapis.com/x", 3600),
+            (hostile, hostile, hostile, -1),
+        ] {
+            let tree = json!({
+                "name": name,
+                "projected": {"sources": [{"serviceAccountToken": {
+                    "path": path, "audience": audience, "expirationSeconds": expiration
+                }}]}
+            });
+            let volume = token_volume(name, path, audience, expiration, true).unwrap();
+            assert_eq!(volume.json.get(), tree.to_string());
+            assert_eq!((volume.name.as_str(), volume.first), (name, true));
+        }
+    }
 }

@@ -252,9 +252,16 @@ pub struct Appended {
     text: Vec<u8>,
     /// Where each element's text is in `text`.
     elements: Vec<(usize, usize)>,
-    /// The lists given elements: the path of each (its positions those of the projection as
-    /// it is written), and its elements in order.
-    lists: Vec<(Vec<Step<'static>>, Vec<Element>)>,
+    /// The lists given elements, in path order: the path of each (its positions those of
+    /// the projection as it is written), and its elements.
+    lists: Vec<(Vec<Step<'static>>, ListElements)>,
+}
+
+/// The elements given to one list: some before the projection's own, the rest after.
+#[derive(Debug, Default)]
+struct ListElements {
+    before: Vec<Element>,
+    after: Vec<Element>,
 }
 
 /// One element's text in an [`Appended`].
@@ -263,7 +270,10 @@ pub struct Element(usize);
 
 impl Appended {
     /// Stores the JSON text of `value`, to be appended to lists by [`Appended::push`].
-    pub fn element(&mut self, value: &impl serde::Serialize) -> serde_json::Result<Element> {
+    pub fn element<T: serde::Serialize + ?Sized>(
+        &mut self,
+        value: &T,
+    ) -> serde_json::Result<Element> {
         let start = self.text.len();
         if let Err(e) = serde_json::to_writer(&mut self.text, value) {
             self.text.truncate(start);
@@ -277,16 +287,27 @@ impl Appended {
     /// appended to it before. The list must be in the projection when the pod is written:
     /// its elements are written where the list is.
     pub fn push(&mut self, path: &[Step<'static>], element: Element) {
-        match self.find(path) {
-            Ok(at) => self.lists[at].1.push(element),
-            Err(at) => self.lists.insert(at, (path.to_vec(), vec![element])),
-        }
+        self.list_mut(path).after.push(element);
     }
 
-    /// Puts `element` in place of the `nth` element appended to the list at `path`; `false`
-    /// when it has none there.
+    /// Puts `element` before the projection's elements of the list at `path`, after those
+    /// put there before.
+    pub fn push_before(&mut self, path: &[Step<'static>], element: Element) {
+        self.list_mut(path).before.push(element);
+    }
+
+    /// Puts `element` in place of the `nth` element given to the list at `path` (counting
+    /// those before the projection's elements, then those after); `false` when it has no
+    /// such element.
     pub fn replace(&mut self, path: &[Step<'static>], nth: usize, element: Element) -> bool {
-        let slot = (self.find(path).ok()).and_then(|at| self.lists[at].1.get_mut(nth));
+        let Ok(at) = self.find(path) else {
+            return false;
+        };
+        let list = &mut self.lists[at].1;
+        let slot = match nth.checked_sub(list.before.len()) {
+            None => list.before.get_mut(nth),
+            Some(after) => list.after.get_mut(after),
+        };
         match slot {
             Some(slot) => {
                 *slot = element;
@@ -296,17 +317,26 @@ impl Appended {
         }
     }
 
+    fn list_mut(&mut self, path: &[Step<'static>]) -> &mut ListElements {
+        let at = match self.find(path) {
+            Ok(at) => at,
+            Err(at) => {
+                self.lists
+                    .insert(at, (path.to_vec(), ListElements::default()));
+                at
+            }
+        };
+        &mut self.lists[at].1
+    }
+
     /// The list at `path` (`Ok`), or where it would be (`Err`): lists are kept in path
     /// order, so that the writer, asking at every value it writes, finds them in a few steps.
     fn find(&self, path: &[Step<'_>]) -> Result<usize, usize> {
         self.lists.binary_search_by(|(p, _)| p.as_slice().cmp(path))
     }
 
-    fn after(&self, path: &[Step<'_>]) -> &[Element] {
-        match self.find(path) {
-            Ok(at) => &self.lists[at].1,
-            Err(_) => &[],
-        }
+    fn elements(&self, path: &[Step<'_>]) -> Option<&ListElements> {
+        self.find(path).ok().map(|at| &self.lists[at].1)
     }
 
     /// Whether some list at or below `path` was given elements.
@@ -435,23 +465,12 @@ impl<'w> Writer<'w> {
     fn value(&mut self, skeleton: &'w Skeleton, value: &'w Value) -> serde_json::Result<()> {
         match (skeleton, value) {
             (Skeleton::Object(members), Value::Object(tree)) => self.object(members, tree),
-            (Skeleton::List(elements), Value::Array(items)) => {
-                self.out.push(b'[');
-                for (i, item) in items.iter().enumerate() {
-                    if i > 0 {
-                        self.out.push(b',');
-                    }
-                    self.path.push(Step::Index(i));
-                    match index_of(item).and_then(|i| elements.get(i)) {
-                        Some(element @ Skeleton::Object(_)) => self.value(element, item)?,
-                        _ => self.plain(item)?,
-                    }
-                    self.path.pop();
+            (Skeleton::List(elements), Value::Array(items)) => self.list(items, |writer, item| {
+                match index_of(item).and_then(|i| elements.get(i)) {
+                    Some(element @ Skeleton::Object(_)) => writer.value(element, item),
+                    _ => writer.plain(item),
                 }
-                self.appended_elements(items.is_empty());
-                self.out.push(b']');
-                Ok(())
-            }
+            }),
             _ => self.plain(value),
         }
     }
@@ -464,39 +483,49 @@ impl<'w> Writer<'w> {
         }
         match value {
             Value::Object(tree) => self.object(&[], tree),
-            Value::Array(items) => {
-                self.out.push(b'[');
-                for (i, item) in items.iter().enumerate() {
-                    if i > 0 {
-                        self.out.push(b',');
-                    }
-                    self.path.push(Step::Index(i));
-                    self.plain(item)?;
-                    self.path.pop();
-                }
-                self.appended_elements(items.is_empty());
-                self.out.push(b']');
-                Ok(())
-            }
+            Value::Array(items) => self.list(items, Writer::plain),
             _ => serde_json::to_writer(&mut *self.out, value),
         }
     }
 
-    /// The elements appended to the list at the current path (`empty`: it has none of its
-    /// own before them).
-    fn appended_elements(&mut self, empty: bool) {
-        for (i, element) in self.appended.after(&self.path).iter().enumerate() {
-            if i > 0 || !empty {
-                self.out.push(b',');
-            }
-            self.out.extend_from_slice(self.appended.text_of(*element));
+    /// A list at the current path: the elements given before the projection's, the
+    /// projection's (each by `item`), the elements given after them.
+    fn list(
+        &mut self,
+        items: &'w [Value],
+        mut item: impl FnMut(&mut Self, &'w Value) -> serde_json::Result<()>,
+    ) -> serde_json::Result<()> {
+        let appended = self.appended;
+        let given = appended.elements(&self.path);
+        let (before, after) = given.map_or((&[][..], &[][..]), |g| (&g.before[..], &g.after[..]));
+        self.out.push(b'[');
+        let mut first = true;
+        for element in before {
+            self.separate(&mut first);
+            self.out.extend_from_slice(appended.text_of(*element));
+        }
+        for (i, value) in items.iter().enumerate() {
+            self.separate(&mut first);
+            self.path.push(Step::Index(i));
+            item(self, value)?;
+            self.path.pop();
+        }
+        for element in after {
+            self.separate(&mut first);
+            self.out.extend_from_slice(appended.text_of(*element));
+        }
+        self.out.push(b']');
+        Ok(())
+    }
+
+    fn separate(&mut self, first: &mut bool) {
+        if !std::mem::take(first) {
+            self.out.push(b',');
         }
     }
 
     fn key(&mut self, first: &mut bool, key: &str) -> serde_json::Result<()> {
-        if !std::mem::take(first) {
-            self.out.push(b',');
-        }
+        self.separate(first);
         serde_json::to_writer(&mut *self.out, key)?;
         self.out.push(b':');
         Ok(())
@@ -911,6 +940,39 @@ mod tests {
                 r#"{"name":"b","image":"ib","env":[{"name":"E1","value":"x\"y"},7]}"#,
                 r#"],"x":1,"initContainers":[{"env":[{"name":"E1","value":"x\"y"}],"name":"init"}]}}"#
             )
+        );
+    }
+
+    #[test]
+    fn elements_go_before_or_after_the_lists_own_and_are_replaced_in_that_order() {
+        let text = r#"{"spec":{"volumes":[{"name":"own"}],"containers":[]}}"#;
+        let mut pod = SparsePod::read(text, &fields()).unwrap();
+        let (_, appended) = pod.parts_mut();
+        let [b1, b2, a1, r] = element_texts(
+            appended,
+            &[json!("b1"), json!("b2"), json!("a1"), json!("r")],
+        )[..] else {
+            unreachable!()
+        };
+        let volumes = [Step::Key("spec"), Step::Key("volumes")];
+        appended.push(&volumes, a1);
+        appended.push_before(&volumes, b1);
+        appended.push_before(&volumes, b2);
+        let containers = [Step::Key("spec"), Step::Key("containers")];
+        appended.push_before(&containers, b1);
+        appended.push(&containers, a1);
+        let written = |pod: &SparsePod| String::from_utf8(pod.to_json().unwrap()).unwrap();
+        assert_eq!(
+            written(&pod),
+            r#"{"spec":{"volumes":["b1","b2",{"name":"own"},"a1"],"containers":["b1","a1"]}}"#
+        );
+        let (_, appended) = pod.parts_mut();
+        assert!(appended.replace(&volumes, 1, r));
+        assert!(appended.replace(&volumes, 2, r));
+        assert!(!appended.replace(&volumes, 3, r));
+        assert_eq!(
+            written(&pod),
+            r#"{"spec":{"volumes":["b1","r",{"name":"own"},"r"],"containers":["b1","a1"]}}"#
         );
     }
 

@@ -90,10 +90,11 @@ impl Provider for Gcp {
         };
         let delivery = keys.text(DELIVERY).unwrap_or(&from_settings);
         if delivery == INIT_CONTAINER {
-            plan.volumes.push(PlannedVolume {
-                value: json!({"name": CREDS_VOLUME, "emptyDir": {}}),
-                first: false,
-            });
+            plan.volumes.push(PlannedVolume::new(
+                CREDS_VOLUME,
+                &json!({"name": CREDS_VOLUME, "emptyDir": {}}),
+                false,
+            )?);
             // The path comes from validated settings (a safe character set); the JSON, which
             // holds annotation values, reaches the shell only as an env value.
             let script = format!("printf '%s' \"$CWII_GCP_CREDS_JSON\" > '{creds_file}'");
@@ -122,13 +123,7 @@ impl Provider for Gcp {
                     "cwii: gcp delivery config-map is served as downward-api (a policy cannot write ConfigMaps; the file path is the same)".into(),
                 );
             }
-            plan.volumes.push(PlannedVolume {
-                value: json!({"name": CREDS_VOLUME, "downwardAPI": {"items": [{
-                    "path": "credentials.json",
-                    "fieldRef": {"fieldPath": format!("metadata.annotations['{CREDENTIALS_ANNOTATION}']")}
-                }]}}),
-                first: false,
-            });
+            plan.volumes.push(credentials_volume()?);
             plan.annotations
                 .push((CREDENTIALS_ANNOTATION.to_string(), credentials));
         }
@@ -141,6 +136,45 @@ impl Provider for Gcp {
             .push(("GOOGLE_APPLICATION_CREDENTIALS".into(), creds_file));
         Ok(())
     }
+}
+
+/// The volume of credentials.json in downward-api mode: the pod annotation as a file.
+fn credentials_volume() -> Result<PlannedVolume, String> {
+    #[derive(serde::Serialize)]
+    struct Volume {
+        #[serde(rename = "downwardAPI")]
+        downward_api: Items,
+        name: &'static str,
+    }
+    #[derive(serde::Serialize)]
+    struct Items {
+        items: [Item; 1],
+    }
+    #[derive(serde::Serialize)]
+    struct Item {
+        #[serde(rename = "fieldRef")]
+        field_ref: FieldRef,
+        path: &'static str,
+    }
+    #[derive(serde::Serialize)]
+    struct FieldRef {
+        #[serde(rename = "fieldPath")]
+        field_path: &'static str,
+    }
+    // CREDENTIALS_ANNOTATION's (tested).
+    const FIELD_PATH: &str = "metadata.annotations['cwii.dev/gcp-credentials']";
+    let volume = Volume {
+        downward_api: Items {
+            items: [Item {
+                field_ref: FieldRef {
+                    field_path: FIELD_PATH,
+                },
+                path: "credentials.json",
+            }],
+        },
+        name: CREDS_VOLUME,
+    };
+    PlannedVolume::new(CREDS_VOLUME, &volume, false)
 }
 
 /// The external-account credentials file, written by the JSON serializer so that no
@@ -194,6 +228,17 @@ fn check_delivery(mode: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_credentials_volume_is_the_json_object_it_was_byte_for_byte() {
+        let tree = json!({"name": CREDS_VOLUME, "downwardAPI": {"items": [{
+            "path": "credentials.json",
+            "fieldRef": {"fieldPath": format!("metadata.annotations['{CREDENTIALS_ANNOTATION}']")}
+        }]}});
+        let volume = credentials_volume().unwrap();
+        assert_eq!(volume.json.get(), tree.to_string());
+        assert_eq!(volume.name, CREDS_VOLUME);
+    }
 
     #[test]
     fn credentials_file_is_the_json_object_of_its_fields_byte_for_byte() {

@@ -9,8 +9,8 @@ use crate::keys::{quote_for_message, shared, KeyValue};
 use crate::provider::{
     any_text, bool_field, check_mount_path, field_text, native_seconds as seconds,
     native_text as text, string_field, token_volume, Denial, FieldValues, LevelKind, Mount,
-    NativeKey, NativeLayout, NativeSource, PlanContext, PlannedVolume, ProviderPlan, ResolvedKeys,
-    SettingField, MIN_TOKEN_EXPIRATION_SECONDS,
+    NativeKey, NativeLayout, NativeSource, PlanContext, ProviderPlan, ResolvedKeys, SettingField,
+    MIN_TOKEN_EXPIRATION_SECONDS,
 };
 use crate::warnings::Warnings;
 use serde_json::{json, Value};
@@ -375,10 +375,9 @@ impl NativeLayout for Eks {
             expiration
         };
         let mount_path = field_text(fields, "mountPath");
-        plan.volumes.push(PlannedVolume {
-            value: token_volume(VOLUME, "token", &audience, expiration),
-            first: true,
-        });
+        plan.volumes.push(
+            token_volume(VOLUME, "token", &audience, expiration, true).map_err(Denial::internal)?,
+        );
         plan.mounts.push(Mount {
             volume: VOLUME.to_string(),
             path: mount_path.to_string(),

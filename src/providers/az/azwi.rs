@@ -7,7 +7,7 @@ use crate::provider::{
     any_text, bool_field, check_image_reference, field_text, native_seconds as seconds,
     native_text as text, string_field, token_volume, AddedContainer, ContainerList, Denial,
     FieldValues, LevelKind, Mount, NativeKey, NativeLayout, NativeSource, Ownership, PlanContext,
-    PlannedVolume, Position, ProviderPlan, ResolvedKeys, SettingField,
+    Position, ProviderPlan, ResolvedKeys, SettingField,
 };
 use crate::warnings::Warnings;
 use serde_json::{json, Value};
@@ -323,10 +323,10 @@ impl NativeLayout for Azwi {
                 DEFAULT_EXPIRATION
             }
         };
-        plan.volumes.push(PlannedVolume {
-            value: token_volume(&volume, version.token_path, &audience, expiration),
-            first: false,
-        });
+        plan.volumes.push(
+            token_volume(&volume, version.token_path, &audience, expiration, false)
+                .map_err(Denial::internal)?,
+        );
         plan.mounts.push(Mount {
             volume,
             path: version.mount_path.to_string(),
