@@ -7,7 +7,7 @@ use crate::keys::INJECTED_MARKER;
 use crate::provider::{
     ContainerList, Denial, Mount, Ownership, PlannedVolume, Position, ProviderPlan,
 };
-use crate::sparse::{Appended, Element, Step};
+use crate::sparse::{Appended, Element, List, Step};
 use crate::warnings::Warnings;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -276,18 +276,20 @@ fn upsert_volumes(
             };
             if previous.json.get() != planned.json.get() {
                 let element = appended.element(&*planned.json)?;
-                appended.replace(&VOLUMES, nth, element);
+                let list = appended.list(&VOLUMES);
+                appended.replace(list, nth, element);
                 *previous = planned;
                 replaced = true;
             }
         }
         if !seen {
             let element = appended.element(&*planned.json)?;
+            let list = appended.list(&VOLUMES);
             if planned.first {
-                appended.push_before(&VOLUMES, element);
+                appended.push_before(list, element);
                 before.push(planned);
             } else {
-                appended.push(&VOLUMES, element);
+                appended.push(list, element);
                 after.push(planned);
             }
             *changed = true;
@@ -458,29 +460,53 @@ impl PlanElements {
 /// What the plans before the current one appended to a container: the later plans treat
 /// it as the container's own, as they would if it were in the projection.
 struct Given<'p> {
-    mounts_path: [Step<'static>; 4],
-    env_path: [Step<'static>; 4],
+    /// The container's list (`containers` or `initContainers`) and position in it.
+    list: &'static str,
+    index: usize,
+    /// Its `volumeMounts` and `env` in the [`Appended`], once given an element.
+    mounts_list: Option<List>,
+    env_list: Option<List>,
     mounts: Vec<&'p Mount>,
     env: Vec<&'p (String, String)>,
 }
 
 impl Given<'_> {
     fn new(list: &'static str, index: usize) -> Self {
-        let path = |field| {
-            [
-                Step::Key("spec"),
-                Step::Key(list),
-                Step::Index(index),
-                Step::Key(field),
-            ]
-        };
         Given {
-            mounts_path: path("volumeMounts"),
-            env_path: path("env"),
+            list,
+            index,
+            mounts_list: None,
+            env_list: None,
             mounts: Vec::new(),
             env: Vec::new(),
         }
     }
+
+    fn mounts_list(&mut self, appended: &mut Appended) -> List {
+        let (list, index) = (self.list, self.index);
+        *(self.mounts_list)
+            .get_or_insert_with(|| container_list(appended, list, index, "volumeMounts"))
+    }
+
+    fn env_list(&mut self, appended: &mut Appended) -> List {
+        let (list, index) = (self.list, self.index);
+        *(self.env_list).get_or_insert_with(|| container_list(appended, list, index, "env"))
+    }
+}
+
+/// `spec.<list>[index].<field>` in `appended`.
+fn container_list(
+    appended: &mut Appended,
+    list: &'static str,
+    index: usize,
+    field: &'static str,
+) -> List {
+    appended.list(&[
+        Step::Key("spec"),
+        Step::Key(list),
+        Step::Index(index),
+        Step::Key(field),
+    ])
 }
 
 /// Where one container's edits go.
@@ -534,12 +560,14 @@ fn inject_container<'p>(
             .position(|m| same_path(&m.path, &mount.path))
         {
             if given.mounts[nth] != mount {
-                edit.appended.replace(&given.mounts_path, nth, *element);
+                let list = given.mounts_list(edit.appended);
+                edit.appended.replace(list, nth, *element);
                 given.mounts[nth] = mount;
                 *edit.changed = true;
             }
         } else {
-            edit.appended.push(&given.mounts_path, *element);
+            let list = given.mounts_list(edit.appended);
+            edit.appended.push(list, *element);
             given.mounts.push(mount);
             *edit.changed = true;
         }
@@ -598,7 +626,8 @@ fn inject_container<'p>(
                 plan.provider
             )),
             None => {
-                edit.appended.push(&given.env_path, *element);
+                let list = given.env_list(edit.appended);
+                edit.appended.push(list, *element);
                 given.env.push(pair);
                 *edit.changed = true;
             }

@@ -252,9 +252,11 @@ pub struct Appended {
     text: Vec<u8>,
     /// Where each element's text is in `text`.
     elements: Vec<(usize, usize)>,
-    /// The lists given elements, in path order: the path of each (its positions those of
-    /// the projection as it is written), and its elements.
+    /// The lists given elements, in the order they were first given one: the path of each
+    /// (its positions those of the projection as it is written), and its elements.
     lists: Vec<(Vec<Step<'static>>, ListElements)>,
+    /// Indexes into `lists` in path order: the writer asks at every value it writes.
+    by_path: Vec<usize>,
 }
 
 /// The elements given to one list: some before the projection's own, the rest after.
@@ -268,8 +270,12 @@ struct ListElements {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Element(usize);
 
+/// A list of the pod in an [`Appended`], found once by its path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct List(usize);
+
 impl Appended {
-    /// Stores the JSON text of `value`, to be appended to lists by [`Appended::push`].
+    /// Stores the JSON text of `value`, to be given to lists.
     pub fn element<T: serde::Serialize + ?Sized>(
         &mut self,
         value: &T,
@@ -283,27 +289,35 @@ impl Appended {
         Ok(Element(self.elements.len() - 1))
     }
 
-    /// Appends `element` to the list at `path`, after the projection's elements and those
-    /// appended to it before. The list must be in the projection when the pod is written:
-    /// its elements are written where the list is.
-    pub fn push(&mut self, path: &[Step<'static>], element: Element) {
-        self.list_mut(path).after.push(element);
+    /// The list at `path`. It must be in the projection when the pod is written: its
+    /// elements are written where the list is.
+    pub fn list(&mut self, path: &[Step<'static>]) -> List {
+        match self.find(path) {
+            Ok(at) => List(self.by_path[at]),
+            Err(at) => {
+                self.lists.push((path.to_vec(), ListElements::default()));
+                self.by_path.insert(at, self.lists.len() - 1);
+                List(self.lists.len() - 1)
+            }
+        }
     }
 
-    /// Puts `element` before the projection's elements of the list at `path`, after those
-    /// put there before.
-    pub fn push_before(&mut self, path: &[Step<'static>], element: Element) {
-        self.list_mut(path).before.push(element);
+    /// Appends `element` to `list`, after the projection's elements and those appended
+    /// to it before.
+    pub fn push(&mut self, list: List, element: Element) {
+        self.lists[list.0].1.after.push(element);
     }
 
-    /// Puts `element` in place of the `nth` element given to the list at `path` (counting
-    /// those before the projection's elements, then those after); `false` when it has no
-    /// such element.
-    pub fn replace(&mut self, path: &[Step<'static>], nth: usize, element: Element) -> bool {
-        let Ok(at) = self.find(path) else {
-            return false;
-        };
-        let list = &mut self.lists[at].1;
+    /// Puts `element` before the projection's elements of `list`, after those put there
+    /// before.
+    pub fn push_before(&mut self, list: List, element: Element) {
+        self.lists[list.0].1.before.push(element);
+    }
+
+    /// Puts `element` in place of the `nth` element given to `list` (counting those before
+    /// the projection's elements, then those after); `false` when it has no such element.
+    pub fn replace(&mut self, list: List, nth: usize, element: Element) -> bool {
+        let list = &mut self.lists[list.0].1;
         let slot = match nth.checked_sub(list.before.len()) {
             None => list.before.get_mut(nth),
             Some(after) => list.after.get_mut(after),
@@ -317,33 +331,23 @@ impl Appended {
         }
     }
 
-    fn list_mut(&mut self, path: &[Step<'static>]) -> &mut ListElements {
-        let at = match self.find(path) {
-            Ok(at) => at,
-            Err(at) => {
-                self.lists
-                    .insert(at, (path.to_vec(), ListElements::default()));
-                at
-            }
-        };
-        &mut self.lists[at].1
-    }
-
-    /// The list at `path` (`Ok`), or where it would be (`Err`): lists are kept in path
-    /// order, so that the writer, asking at every value it writes, finds them in a few steps.
+    /// Where `path` is in `by_path` (`Ok`), or would be (`Err`).
     fn find(&self, path: &[Step<'_>]) -> Result<usize, usize> {
-        self.lists.binary_search_by(|(p, _)| p.as_slice().cmp(path))
+        self.by_path
+            .binary_search_by(|at| self.lists[*at].0.as_slice().cmp(path))
     }
 
     fn elements(&self, path: &[Step<'_>]) -> Option<&ListElements> {
-        self.find(path).ok().map(|at| &self.lists[at].1)
+        self.find(path)
+            .ok()
+            .map(|at| &self.lists[self.by_path[at]].1)
     }
 
     /// Whether some list at or below `path` was given elements.
     fn under(&self, path: &[Step<'_>]) -> bool {
         // The first path not before `path` is `path` itself or, if any, one below it.
         let at = self.find(path).unwrap_or_else(|at| at);
-        self.lists.get(at).is_some_and(|(p, _)| p.starts_with(path))
+        (self.by_path.get(at)).is_some_and(|i| self.lists[*i].0.starts_with(path))
     }
 
     fn text_of(&self, element: Element) -> &[u8] {
@@ -922,14 +926,19 @@ mod tests {
                 Step::Key("env"),
             ]
         };
-        for index in 0..3 {
-            appended.push(&env("containers", index), e1);
-            appended.push(&env("containers", index), e2);
+        // Lists made in another order than their paths'.
+        let init = appended.list(&env("initContainers", 0));
+        for index in [2, 0, 1] {
+            let list = appended.list(&env("containers", index));
+            appended.push(list, e1);
+            appended.push(list, e2);
         }
-        appended.push(&env("initContainers", 0), e1);
-        assert!(appended.replace(&env("containers", 2), 1, e3));
-        assert!(!appended.replace(&env("containers", 2), 2, e3));
-        assert!(!appended.replace(&env("initContainers", 1), 0, e3));
+        appended.push(init, e1);
+        let last = appended.list(&env("containers", 2));
+        assert!(appended.replace(last, 1, e3));
+        assert!(!appended.replace(last, 2, e3));
+        let empty = appended.list(&env("initContainers", 1));
+        assert!(!appended.replace(empty, 0, e3));
         let out = String::from_utf8(pod.to_json().unwrap()).unwrap();
         assert_eq!(
             out,
@@ -954,22 +963,26 @@ mod tests {
         )[..] else {
             unreachable!()
         };
-        let volumes = [Step::Key("spec"), Step::Key("volumes")];
-        appended.push(&volumes, a1);
-        appended.push_before(&volumes, b1);
-        appended.push_before(&volumes, b2);
-        let containers = [Step::Key("spec"), Step::Key("containers")];
-        appended.push_before(&containers, b1);
-        appended.push(&containers, a1);
+        let volumes = appended.list(&[Step::Key("spec"), Step::Key("volumes")]);
+        appended.push(volumes, a1);
+        appended.push_before(volumes, b1);
+        appended.push_before(volumes, b2);
+        let containers = appended.list(&[Step::Key("spec"), Step::Key("containers")]);
+        assert_eq!(
+            appended.list(&[Step::Key("spec"), Step::Key("volumes")]),
+            volumes
+        );
+        appended.push_before(containers, b1);
+        appended.push(containers, a1);
         let written = |pod: &SparsePod| String::from_utf8(pod.to_json().unwrap()).unwrap();
         assert_eq!(
             written(&pod),
             r#"{"spec":{"volumes":["b1","b2",{"name":"own"},"a1"],"containers":["b1","a1"]}}"#
         );
         let (_, appended) = pod.parts_mut();
-        assert!(appended.replace(&volumes, 1, r));
-        assert!(appended.replace(&volumes, 2, r));
-        assert!(!appended.replace(&volumes, 3, r));
+        assert!(appended.replace(volumes, 1, r));
+        assert!(appended.replace(volumes, 2, r));
+        assert!(!appended.replace(volumes, 3, r));
         assert_eq!(
             written(&pod),
             r#"{"spec":{"volumes":["b1","r",{"name":"own"},"r"],"containers":["b1","a1"]}}"#
