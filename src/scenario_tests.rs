@@ -1065,6 +1065,36 @@ fn gcp_impersonation_url() {
 }
 
 #[test]
+fn a_container_compared_whole_with_a_member_named_like_the_index_is_refused() {
+    // It would have made the writer put the other container's text in its place.
+    let mut input = pod(GCP_OK);
+    input["metadata"]["annotations"]["cwii.dev/gcp-verify"] = json!("true");
+    input["spec"]["initContainers"] = json!([
+        {"name": "fetch-config", "image": "f"},
+        {"name": "cwii-gcp-verify", "image": "v", "\u{0}index": 0}
+    ]);
+    let (response, _) = run(&input);
+    assert!(!response.accepted);
+    assert_eq!(response.code, Some(400));
+    assert_eq!(
+        response.message.as_deref(),
+        Some(
+            r#"cwii: cannot read the pod's spec.initContainers: an element has a member named "\u0000index", which no Kubernetes object has"#
+        )
+    );
+    // Without that member, the same pod is injected, its container replaced.
+    input["spec"]["initContainers"][1]
+        .as_object_mut()
+        .unwrap()
+        .remove("\u{0}index");
+    let (response, _) = run(&input);
+    assert_eq!(
+        init_names(mutated(&response)),
+        vec!["fetch-config", "cwii-gcp-verify"]
+    );
+}
+
+#[test]
 fn gcp_init_container_delivery_puts_the_writer_first() {
     let mut input = pod(GCP_OK);
     input["metadata"]["annotations"]["cwii.dev/gcp-delivery"] = json!("init-container");
